@@ -1,0 +1,29 @@
+"""Learning-rate schedules as pure functions of training progress, measured in (fractional) epochs so cosine
+decays smoothly batch by batch."""
+
+from __future__ import annotations
+
+import math
+
+SCHEDULES = ("constant", "step", "cosine")
+
+
+def learning_rate(
+    schedule: str,
+    base_lr: float,
+    progress: float,
+    total_epochs: int,
+    *,
+    step_size: int = 5,
+    gamma: float = 0.5,
+    min_lr: float = 0.0,
+) -> float:
+    """progress: epochs completed so far, e.g. 2.5 halfway through the third epoch."""
+    if schedule == "constant":
+        return base_lr
+    if schedule == "step":  # multiply by gamma every step_size epochs
+        return base_lr * gamma ** math.floor(progress / step_size)
+    if schedule == "cosine":  # half a cosine from base_lr down to min_lr over the run
+        t = min(max(progress / total_epochs, 0.0), 1.0)
+        return min_lr + 0.5 * (base_lr - min_lr) * (1 + math.cos(math.pi * t))
+    raise ValueError(f"unknown schedule {schedule!r}; choose one of {list(SCHEDULES)}")

@@ -1,0 +1,266 @@
+"""The training loop: epochs of shuffled mini-batches, reported through events rather than prints.
+
+A ``Trainer`` runs in whatever thread calls ``run()``; ``pause()``, ``resume()`` and ``stop()`` may be called
+from any other thread and take effect between batches.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine.metrics import Histogram, accuracy, confusion_matrix
+from engine.model import Model
+from engine.optimizers import make_optimizer
+from engine.schedules import learning_rate
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 10  # passes over the training set
+    batch_size: int = 128  # samples per gradient step
+    optimizer: str = "adam"  # "sgd", "momentum", "nesterov" or "adam"
+    learning_rate: float = 1e-3  # base step size, before the schedule
+    momentum: float = 0.9  # for "momentum" and "nesterov"
+    beta1: float = 0.9  # Adam's first-moment decay
+    beta2: float = 0.999  # Adam's second-moment decay
+    schedule: str = "constant"  # "constant", "step" or "cosine"
+    step_size: int = 5  # epochs between decays for the "step" schedule
+    gamma: float = 0.5  # decay factor for the "step" schedule
+    l2: float = 0.0  # weight decay coefficient on weight matrices (not biases)
+    seed: int = 0  # one integer makes the whole run reproducible, bit for bit
+    train_subset: int | None = None  # train on this many samples (a seeded random subset); None = all
+    histogram_bins: int = 30  # bins of every weight/bias/gradient histogram
+    progress_every: float = 0.2  # seconds between BatchProgress events
+    misclassified_kept: int = 24  # test samples listed per epoch as misclassified
+
+
+# ---- events -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    epoch: int  # 1-based epoch being trained
+    batch: int  # batches done in this epoch
+    batches: int  # batches per epoch
+    loss: float  # mean training loss over the batches since the previous BatchProgress
+    learning_rate: float
+
+
+@dataclass(frozen=True)
+class LayerHistograms:
+    layer: int  # index of the dense layer, input side first
+    shape: tuple[int, int]
+    weights: Histogram
+    biases: Histogram
+    gradients: Histogram  # of the weight gradients at the epoch's last batch
+
+
+@dataclass(frozen=True)
+class EpochEnd:
+    epoch: int
+    epochs: int
+    train_loss: float  # mean loss over the epoch's batches (dropout active)
+    train_accuracy: float  # accuracy on those batches as they were trained
+    test_loss: float
+    test_accuracy: float
+    seconds: float  # wall time of the epoch, evaluation included
+    learning_rate: float  # at the end of the epoch
+    histograms: list[LayerHistograms]
+    confusion: list[list[int]]  # test set, rows true, columns predicted
+    misclassified: list[tuple[int, int, int]]  # (test index, true label, predicted)
+
+
+@dataclass(frozen=True)
+class StateChange:
+    state: str  # running, paused, finished, stopped, diverged
+
+
+@dataclass(frozen=True)
+class RunEnd:
+    state: str  # finished, stopped or diverged
+    message: str
+    epochs_done: int
+
+
+Event = BatchProgress | EpochEnd | StateChange | RunEnd
+
+
+@dataclass
+class Dataset:
+    x_train: np.ndarray  # (n, features) floats
+    y_train: np.ndarray  # (n,) integer labels
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def mnist_arrays(mnist: object, dtype: type = np.float32) -> Dataset:
+    """Flatten and scale an engine.mnist.Mnist to [0, 1] floats."""
+    m = mnist
+    scale = dtype(1.0 / 255.0)
+
+    def flat(images: np.ndarray) -> np.ndarray:
+        return images.reshape(images.shape[0], -1).astype(dtype) * scale
+
+    return Dataset(
+        flat(m.train_images),  # type: ignore[attr-defined]
+        m.train_labels.astype(np.int64),  # type: ignore[attr-defined]
+        flat(m.test_images),  # type: ignore[attr-defined]
+        m.test_labels.astype(np.int64),  # type: ignore[attr-defined]
+    )
+
+
+@dataclass
+class Trainer:
+    model: Model
+    config: TrainConfig
+    data: Dataset
+    on_event: Callable[[Event], None] = lambda event: None
+    state: str = "ready"
+    epochs_done: int = 0
+    _resume: threading.Event = field(default_factory=threading.Event, repr=False)
+    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def __post_init__(self) -> None:
+        self._resume.set()
+        c = self.config
+        if c.epochs < 1 or c.batch_size < 1:
+            raise ValueError("epochs and batch_size must be at least 1")
+        shuffle_seq, subset_seq = np.random.SeedSequence([c.seed, 1]).spawn(2)
+        self._shuffle_rng = np.random.default_rng(shuffle_seq)
+        n = self.data.x_train.shape[0]
+        if c.train_subset is not None and c.train_subset < n:
+            if c.train_subset < 1:
+                raise ValueError("train_subset must be at least 1")
+            keep = np.sort(np.random.default_rng(subset_seq).permutation(n)[: c.train_subset])
+            self.data = Dataset(
+                self.data.x_train[keep], self.data.y_train[keep], self.data.x_test, self.data.y_test
+            )
+        self.optimizer = make_optimizer(
+            c.optimizer,
+            self.model.parameters(),
+            lr=c.learning_rate,
+            momentum=c.momentum,
+            beta1=c.beta1,
+            beta2=c.beta2,
+            l2=c.l2,
+        )
+
+    # ---- control, from any thread --------------------------------------------------------------
+
+    def pause(self) -> None:
+        self._resume.clear()
+
+    def resume(self) -> None:
+        self._resume.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._resume.set()  # a paused run must wake up to notice it was stopped
+
+    # ---- the loop ------------------------------------------------------------------------------
+
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        self.on_event(StateChange(state))
+
+    def _lr(self, progress: float) -> float:
+        c = self.config
+        return learning_rate(
+            c.schedule, c.learning_rate, progress, c.epochs, step_size=c.step_size, gamma=c.gamma
+        )
+
+    def run(self) -> RunEnd:
+        c, d, model = self.config, self.data, self.model
+        n = d.x_train.shape[0]
+        batches = -(-n // c.batch_size)
+        x_buf: np.ndarray = np.empty((c.batch_size, d.x_train.shape[1]), dtype=model.dtype)
+        self._set_state("running")
+        end: RunEnd | None = None
+        for epoch in range(1, c.epochs + 1):
+            started = time.perf_counter()
+            snapshot = [p.copy() for p, _ in model.parameters()]  # the last weights known to be finite
+            order = self._shuffle_rng.permutation(n)
+            loss_sum, correct, seen = 0.0, 0, 0
+            window_loss, window_batches, last_report = 0.0, 0, time.perf_counter()
+            for b in range(batches):
+                if not self._resume.is_set():
+                    self._set_state("paused")
+                    paused_at = time.perf_counter()
+                    self._resume.wait()
+                    started += time.perf_counter() - paused_at  # paused time is not training time
+                    if not self._stop.is_set():
+                        self._set_state("running")
+                if self._stop.is_set():
+                    end = RunEnd("stopped", f"stopped by request during epoch {epoch}", self.epochs_done)
+                    break
+                idx = order[b * c.batch_size : (b + 1) * c.batch_size]
+                xb = np.take(d.x_train, idx, axis=0, out=x_buf[: idx.size])
+                yb = d.y_train[idx]
+                self.optimizer.lr = self._lr(epoch - 1 + b / batches)
+                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # checked just below
+                    loss, logits = model.loss_and_backward(xb, yb)
+                if not np.isfinite(loss):
+                    if not all(np.isfinite(p).all() for p, _ in model.parameters()):
+                        for (p, _), saved in zip(model.parameters(), snapshot, strict=True):
+                            p[...] = saved
+                    end = RunEnd(
+                        "diverged",
+                        f"loss became {loss} at epoch {epoch}, batch {b + 1}: the learning rate is probably "
+                        "too high. The last finite weights were kept.",
+                        self.epochs_done,
+                    )
+                    break
+                self.optimizer.step()
+                loss_sum += loss * idx.size
+                correct += int((logits.argmax(axis=1) == yb).sum())
+                seen += idx.size
+                window_loss += loss
+                window_batches += 1
+                now = time.perf_counter()
+                if now - last_report >= c.progress_every:
+                    self.on_event(
+                        BatchProgress(epoch, b + 1, batches, window_loss / window_batches, self.optimizer.lr)
+                    )
+                    window_loss, window_batches, last_report = 0.0, 0, now
+            if end is not None:
+                break
+            self.on_event(self._epoch_end(epoch, started, loss_sum / seen, correct / seen))
+            self.epochs_done = epoch
+        if end is None:
+            end = RunEnd("finished", f"trained {self.epochs_done} epochs", self.epochs_done)
+        self._set_state(end.state)
+        self.on_event(end)
+        return end
+
+    def _epoch_end(self, epoch: int, started: float, train_loss: float, train_acc: float) -> EpochEnd:
+        c, d, model = self.config, self.data, self.model
+        test_loss, predicted = model.evaluate(d.x_test, d.y_test)
+        wrong = np.flatnonzero(predicted != d.y_test)[: c.misclassified_kept]
+        hists = [
+            LayerHistograms(
+                layer=i,
+                shape=(int(layer.params["W"].shape[0]), int(layer.params["W"].shape[1])),
+                weights=Histogram.of(layer.params["W"], c.histogram_bins),
+                biases=Histogram.of(layer.params["b"], c.histogram_bins),
+                gradients=Histogram.of(layer.grads["W"], c.histogram_bins),
+            )
+            for i, layer in enumerate(model.dense_layers)
+        ]
+        return EpochEnd(
+            epoch=epoch,
+            epochs=c.epochs,
+            train_loss=train_loss,
+            train_accuracy=train_acc,
+            test_loss=test_loss,
+            test_accuracy=accuracy(predicted, d.y_test),
+            seconds=time.perf_counter() - started,
+            learning_rate=self._lr(epoch),
+            histograms=hists,
+            confusion=confusion_matrix(predicted, d.y_test, model.spec.output_size).tolist(),
+            misclassified=[(int(i), int(d.y_test[i]), int(predicted[i])) for i in wrong],
+        )
