@@ -107,9 +107,7 @@ class Softmax(Activation):
 HIDDEN_ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "linear")
 OUTPUT_ACTIVATIONS = ("softmax", "sigmoid", "linear")
 
-_REGISTRY: dict[str, type[Activation]] = {
-    cls.name: cls for cls in (Linear, Sigmoid, Tanh, ReLU, LeakyReLU, Softmax)
-}
+_REGISTRY: dict[str, type[Activation]] = {cls.name: cls for cls in (Linear, Sigmoid, Tanh, ReLU, LeakyReLU, Softmax)}
 
 
 def get_activation(name: str) -> Activation:

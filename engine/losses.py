@@ -83,7 +83,5 @@ def get_loss(name: str, output_activation: str) -> Loss:
             return SoftmaxCrossEntropy()
         if output_activation == "sigmoid":
             return SigmoidCrossEntropy()
-        raise ValueError(
-            "cross_entropy needs a softmax or sigmoid output (it reads outputs as probabilities)"
-        )
+        raise ValueError("cross_entropy needs a softmax or sigmoid output (it reads outputs as probabilities)")
     raise ValueError(f"unknown loss {name!r}; choose one of {list(LOSSES)}")

@@ -119,9 +119,7 @@ class Model:
         layers: list[Layer] = []
         sizes = spec.layer_sizes
         for i, h in enumerate(spec.hidden):
-            layers.append(
-                Dense(sizes[i], h.units, init=spec.init, rng=init_rng, dtype=dtype, needs_input_grad=i > 0)
-            )
+            layers.append(Dense(sizes[i], h.units, init=spec.init, rng=init_rng, dtype=dtype, needs_input_grad=i > 0))
             layers.append(ActivationLayer(h.activation))
             if h.dropout > 0:
                 layers.append(Dropout(h.dropout, dropout_rng))
@@ -198,9 +196,7 @@ class Model:
         if isinstance(target, str | Path):
             path = Path(target)
             tmp = path.with_name(path.name + ".tmp")
-            with open(
-                tmp, "wb"
-            ) as f:  # atomic: a crash never leaves a half-written model under the real name
+            with open(tmp, "wb") as f:  # atomic: a crash never leaves a half-written model under the real name
                 np.savez(f, **arrays)  # type: ignore[arg-type]
             tmp.replace(path)
         else:

@@ -137,9 +137,7 @@ class Trainer:
             if c.train_subset < 1:
                 raise ValueError("train_subset must be at least 1")
             keep = np.sort(np.random.default_rng(subset_seq).permutation(n)[: c.train_subset])
-            self.data = Dataset(
-                self.data.x_train[keep], self.data.y_train[keep], self.data.x_test, self.data.y_test
-            )
+            self.data = Dataset(self.data.x_train[keep], self.data.y_train[keep], self.data.x_test, self.data.y_test)
         self.optimizer = make_optimizer(
             c.optimizer,
             self.model.parameters(),
@@ -170,9 +168,7 @@ class Trainer:
 
     def _lr(self, progress: float) -> float:
         c = self.config
-        return learning_rate(
-            c.schedule, c.learning_rate, progress, c.epochs, step_size=c.step_size, gamma=c.gamma
-        )
+        return learning_rate(c.schedule, c.learning_rate, progress, c.epochs, step_size=c.step_size, gamma=c.gamma)
 
     def run(self) -> RunEnd:
         c, d, model = self.config, self.data, self.model
@@ -223,13 +219,15 @@ class Trainer:
                 window_batches += 1
                 now = time.perf_counter()
                 if now - last_report >= c.progress_every:
-                    self.on_event(
-                        BatchProgress(epoch, b + 1, batches, window_loss / window_batches, self.optimizer.lr)
-                    )
+                    self.on_event(BatchProgress(epoch, b + 1, batches, window_loss / window_batches, self.optimizer.lr))
                     window_loss, window_batches, last_report = 0.0, 0, now
             if end is not None:
                 break
-            self.on_event(self._epoch_end(epoch, started, loss_sum / seen, correct / seen))
+            summary = self._epoch_end(epoch, started, loss_sum / seen, correct / seen)
+            self.on_event(summary)
+            if not np.isfinite(summary.test_loss):
+                end = RunEnd("diverged", f"the test loss became {summary.test_loss} at epoch {epoch}", self.epochs_done)
+                break
             self.epochs_done = epoch
         if end is None:
             end = RunEnd("finished", f"trained {self.epochs_done} epochs", self.epochs_done)
@@ -239,7 +237,8 @@ class Trainer:
 
     def _epoch_end(self, epoch: int, started: float, train_loss: float, train_acc: float) -> EpochEnd:
         c, d, model = self.config, self.data, self.model
-        test_loss, predicted = model.evaluate(d.x_test, d.y_test)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # the caller checks finiteness
+            test_loss, predicted = model.evaluate(d.x_test, d.y_test)
         wrong = np.flatnonzero(predicted != d.y_test)[: c.misclassified_kept]
         hists = [
             LayerHistograms(

@@ -34,9 +34,7 @@ def test_cross_entropy_is_finite_for_confidently_wrong_logits() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         loss, grad = get_loss("cross_entropy", "softmax")(z, act.forward(z), np.array([1]), act)
-        bce, _ = get_loss("cross_entropy", "sigmoid")(
-            z, get_activation("sigmoid").forward(z), np.array([1]), act
-        )
+        bce, _ = get_loss("cross_entropy", "sigmoid")(z, get_activation("sigmoid").forward(z), np.array([1]), act)
     assert loss == pytest.approx(2e4)
     assert np.isfinite(bce) and bce == pytest.approx(2e4, rel=1e-3)
     assert np.isfinite(grad).all()

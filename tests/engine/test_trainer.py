@@ -29,7 +29,7 @@ def train(config: TrainConfig, data: Dataset | None = None, seed: int = 0) -> tu
 
 
 def test_learns_and_reports_every_epoch() -> None:
-    trainer, events = train(TrainConfig(epochs=3, batch_size=32, progress_every=0.0))
+    _trainer, events = train(TrainConfig(epochs=3, batch_size=32, progress_every=0.0))
     epochs = [e for e in events if isinstance(e, EpochEnd)]
     assert [e.epoch for e in epochs] == [1, 2, 3]
     assert epochs[-1].test_accuracy > 0.95
@@ -53,9 +53,7 @@ def test_same_seed_gives_bit_identical_weights_and_another_seed_does_not() -> No
     a, _ = train(config, seed=5)
     b, _ = train(config, seed=5)
     c, _ = train(TrainConfig(epochs=2, batch_size=50, seed=6), seed=6)
-    for (pa, _), (pb, _), (pc, _) in zip(
-        a.model.parameters(), b.model.parameters(), c.model.parameters(), strict=True
-    ):
+    for (pa, _), (pb, _), (pc, _) in zip(a.model.parameters(), b.model.parameters(), c.model.parameters(), strict=True):
         np.testing.assert_array_equal(pa, pb)
         assert not np.array_equal(pa, pc)
 

@@ -1,0 +1,186 @@
+"""The FastAPI application: wires the engine-facing context to HTTP and WebSocket routes, and adds the
+cross-cutting guards (body size, security headers, validation errors that never echo input)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server.context import AppContext
+from server.routers import meta, models, runs, ws
+from server.settings import Settings, get_settings
+
+log = logging.getLogger("nnplay")
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+# Swagger UI's page bootstraps itself with one inline script; it gets its own, looser policy.
+DOCS_CSP = CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-inline'").replace(
+    "style-src 'self'", "style-src 'self' 'unsafe-inline'"
+)
+
+
+class BodyLimit:
+    """413 for bodies over the limit, decided from Content-Length before reading, or by counting chunks
+    otherwise; the application never sees more than the limit."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app, self.settings = app, settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        is_model_upload = scope["path"] == "/api/models" and scope["method"] == "POST"
+        limit = self.settings.max_model_bytes if is_model_upload else self.settings.max_body_bytes
+        name = "max_model_bytes" if is_model_upload else "max_body_bytes"
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await _too_large(send, name, limit)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                await _too_large(send, name, limit)
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+async def _too_large(send: Send, name: str, limit: int) -> None:
+    body = json.dumps({"detail": f"request body larger than the limit {name}={limit} bytes"}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class SecurityHeaders:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        policy = (DOCS_CSP if scope["path"] in ("/docs", "/redoc") else CSP).encode()
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [
+                    (b"content-security-policy", policy),
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer"),
+                ]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def _clean_errors(errors: Any) -> list[dict[str, Any]]:
+    """Pydantic's errors without 'input' or 'ctx': no user input is reflected back (a NaN in it would even
+    make the response itself invalid JSON)."""
+    return [
+        {"loc": list(e.get("loc", [])), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))} for e in errors
+    ]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx = AppContext.create(settings)
+        app.state.ctx = ctx
+        ctx.runs.attach(asyncio.get_running_loop())
+        interrupted = ctx.store.mark_interrupted()
+        if interrupted:
+            log.warning("%d run(s) were cut off by the last shutdown and are marked interrupted", interrupted)
+        loop = asyncio.get_running_loop()
+        if settings.train_default_model:
+            if ctx.mnist.ready():
+                ctx.ensure_default_model()
+            else:
+                ctx.fetch_mnist_in_background(lambda: loop.call_soon_threadsafe(ctx.ensure_default_model))
+        yield
+        await ctx.runs.shutdown()
+        ctx.store.close()
+
+    app = FastAPI(
+        title="nnplay",
+        description="A neural-network playground: a NumPy engine trained live over WebSockets.",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+    )
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": _clean_errors(exc.errors())})
+
+    for router in (meta.router, runs.router, models.router, ws.router):
+        app.include_router(router)
+
+    vendor = settings.frontend_dir / "node_modules"
+    swagger = vendor / "swagger-ui-dist"
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        if swagger.is_dir():  # served from our own node_modules: the docs work offline
+            return get_swagger_ui_html(
+                openapi_url="/openapi.json",
+                title="nnplay API",
+                swagger_js_url="/vendor/swagger-ui/swagger-ui-bundle.js",
+                swagger_css_url="/vendor/swagger-ui/swagger-ui.css",
+                swagger_favicon_url="/favicon.svg",
+            )
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="nnplay API")
+
+    if swagger.is_dir():
+        app.mount("/vendor/swagger-ui", StaticFiles(directory=swagger), name="swagger")
+    if (vendor / "uplot" / "dist").is_dir():
+        app.mount("/vendor/uplot", StaticFiles(directory=vendor / "uplot" / "dist"), name="uplot")
+    if settings.frontend_dir.is_dir():
+        app.mount("/", StaticFiles(directory=settings.frontend_dir / "public", html=True, check_dir=False), name="ui")
+
+    app.add_middleware(BodyLimit, settings=settings)
+    app.add_middleware(SecurityHeaders)
+    return app

@@ -1,0 +1,97 @@
+"""Everything a request handler may need, created once per app and reached through one dependency."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from engine.mnist import MnistError, fetch_mnist
+from engine.model import Model
+from server.presets import get_preset
+from server.registry import ModelRegistry
+from server.runs import ActiveRun, MnistProvider, RunManager
+from server.settings import Settings
+from server.store import Store
+
+log = logging.getLogger("nnplay")
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    store: Store
+    mnist: MnistProvider
+    runs: RunManager
+    models: ModelRegistry
+    default_model_run: str | None = None  # id of the run training the default model, if any
+    default_model_error: str | None = None
+    mnist_fetching: bool = False
+    predict_times: deque[float] = field(default_factory=lambda: deque(maxlen=5000))  # seconds, server side
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def create(cls, settings: Settings) -> AppContext:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        store = Store(settings.db_path)
+        mnist = MnistProvider(settings)
+        ctx = cls(settings, store, mnist, RunManager(settings, store, mnist), ModelRegistry(settings, store))
+        ctx.runs.on_default_model.append(ctx._install_default)
+        return ctx
+
+    def _install_default(self, run: ActiveRun, model: Model) -> None:
+        try:
+            self.models.install_default(self.settings.models_dir / f"{run.id}.npz")
+        except OSError as exc:
+            self.default_model_error = f"could not install the default model: {exc}"
+        self.default_model_run = None
+
+    def default_model_state(self) -> str:
+        if self.models.default_ready():
+            return "ready"
+        if self.default_model_run is not None:
+            return "training"
+        if self.default_model_error:
+            return "failed"
+        return "missing"
+
+    def ensure_default_model(self) -> None:
+        """Start training the default model if it is missing (in the background; the server answers meanwhile)."""
+        if self.models.default_ready() or self.default_model_run is not None or not self.mnist.ready():
+            return
+        preset = get_preset("default")
+        assert preset is not None
+        try:
+            run = self.runs.create(preset.config.model_copy(update={"name": "default model"}), kind="default")
+        except Exception as exc:
+            self.default_model_error = str(exc)
+            log.warning("cannot train the default model: %s", exc)
+            return
+        self.default_model_run = run.id
+
+    def fetch_mnist_in_background(self, then: object) -> None:
+        def work() -> None:
+            try:
+                fetch_mnist(self.settings.data_dir)
+            except MnistError as exc:
+                self.mnist.error = str(exc)
+                log.error("%s", exc)
+            finally:
+                self.mnist_fetching = False
+            if callable(then):
+                then()
+
+        self.mnist_fetching = True
+        threading.Thread(target=work, name="mnist-fetch", daemon=True).start()
+
+
+def get_ctx(request: Request) -> AppContext:
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+Ctx = Annotated[AppContext, Depends(get_ctx)]

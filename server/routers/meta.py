@@ -1,0 +1,62 @@
+"""What a user can choose from: health, datasets, presets, options and limits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from engine import mnist
+from server.context import Ctx
+from server.presets import PRESETS
+from server.schemas import Preset, limits_of
+
+router = APIRouter(prefix="/api", tags=["meta"])
+
+
+@router.get("/health")
+def health(ctx: Ctx) -> dict[str, Any]:
+    return {
+        "status": "ok",
+        "mnist": "ready" if ctx.mnist.ready() else ("fetching" if ctx.mnist_fetching else "missing"),
+        "mnist_error": ctx.mnist.error,
+        "default_model": ctx.default_model_state(),
+        "default_model_run": ctx.default_model_run,
+        "default_model_error": ctx.default_model_error,
+        "runs_training": ctx.runs.running_count(),
+        "runs_queued": len(ctx.runs.queue),
+    }
+
+
+@router.get("/datasets")
+def datasets(ctx: Ctx) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": "mnist",
+            "description": "Handwritten digits 0-9, 28x28 grey pixels (LeCun, Cortes & Burges)",
+            "train_size": 60_000,
+            "test_size": 10_000,
+            "input_shape": [28, 28],
+            "classes": 10,
+            "ready": ctx.mnist.ready(),
+            "location": str(mnist.mnist_dir(ctx.settings.data_dir)),
+        }
+    ]
+
+
+@router.get("/presets")
+def presets() -> list[Preset]:
+    return PRESETS
+
+
+@router.get("/options")
+def options(ctx: Ctx) -> dict[str, Any]:
+    return {
+        "activations": ["relu", "leaky_relu", "sigmoid", "tanh", "linear"],
+        "output_activations": ["softmax", "sigmoid", "linear"],
+        "losses": ["cross_entropy", "mse"],
+        "optimizers": ["sgd", "momentum", "nesterov", "adam"],
+        "schedules": ["constant", "step", "cosine"],
+        "inits": ["he", "xavier", "naive"],
+        "limits": limits_of(ctx.settings),
+    }

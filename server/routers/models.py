@@ -1,0 +1,83 @@
+"""Models for prediction: list and upload, and POST /api/predict."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import APIRouter, HTTPException, Query, Request
+
+from engine.activations import stable_softmax
+from engine.model import ModelFormatError
+from server.context import Ctx
+from server.imaging import ImageError, prepare
+from server.registry import UnknownModel
+from server.runs import new_id
+from server.schemas import PredictRequest, PredictResponse
+
+router = APIRouter(prefix="/api", tags=["models"])
+
+
+@router.get("/models")
+def list_models(ctx: Ctx) -> list[dict[str, Any]]:
+    return ctx.models.listing()
+
+
+@router.post(
+    "/models",
+    status_code=201,
+    responses={413: {}, 422: {}},
+    openapi_extra={
+        "requestBody": {
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            "required": True,
+        }
+    },
+)
+async def upload_model(
+    request: Request, ctx: Ctx, name: Annotated[str, Query(max_length=80)] = "uploaded model"
+) -> dict[str, Any]:
+    payload = await request.body()  # already capped at max_model_bytes by the size middleware
+    if not payload:
+        raise HTTPException(422, "the request body must be an .npz model file")
+    model_id = new_id("m")
+    try:
+        model = ctx.models.upload(model_id, name, payload)
+    except ModelFormatError as exc:
+        raise HTTPException(422, f"rejected model: {exc}") from None
+    except OSError as exc:
+        raise HTTPException(507, f"could not store the model: {exc.strerror or exc}") from None
+    return {"id": model_id, "name": name, "spec": model.spec.to_dict()}
+
+
+@router.post("/predict", responses={404: {}, 413: {}, 422: {}})
+def predict(body: PredictRequest, ctx: Ctx) -> PredictResponse:
+    started = time.perf_counter()
+    s = ctx.settings
+    try:
+        image = prepare(body.image, body.pixels, max_bytes=s.max_image_bytes, max_side=s.max_canvas_side)
+    except ImageError as exc:
+        raise HTTPException(exc.status_code, str(exc)) from None
+    try:
+        model_id, model = ctx.models.get(body.model)
+    except UnknownModel as exc:
+        raise HTTPException(404, str(exc)) from None
+    except ModelFormatError as exc:
+        raise HTTPException(422, f"model {body.model!r} cannot be loaded: {exc}") from None
+    logits, out = model.forward(image.reshape(1, -1).astype(model.dtype))
+    # present the outputs as a distribution whatever the output layer: softmax already is one
+    if model.spec.output_activation == "softmax":
+        probs = out[0]
+    elif model.spec.output_activation == "sigmoid":
+        probs = out[0] / max(float(out[0].sum()), 1e-12)
+    else:
+        probs = stable_softmax(logits)[0]
+    probs = np.nan_to_num(probs.astype(np.float64))
+    ctx.predict_times.append(time.perf_counter() - started)
+    return PredictResponse(
+        digit=int(np.argmax(probs)),
+        probabilities=[round(float(p), 6) for p in probs],
+        input=np.round(image, 4).tolist(),
+        model=model_id,
+    )

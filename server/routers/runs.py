@@ -1,0 +1,96 @@
+"""Training runs: create, list, inspect, control, delete, download the model."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Path, Response
+from fastapi.responses import FileResponse
+
+from server.context import Ctx
+from server.runs import Conflict, NotFound, QueueFull
+from server.schemas import LimitError, RunConfig, RunCreated
+
+router = APIRouter(prefix="/api/runs", tags=["runs"])
+
+RunId = Annotated[str, Path(pattern=r"^r[0-9a-f]{10}$", description="a run id such as r0123456789")]
+
+
+def run_detail(ctx: Ctx, run_id: str, with_history: bool = True) -> dict[str, Any]:
+    run = ctx.store.get_run(run_id)
+    if run is None:
+        raise HTTPException(404, f"no run with id {run_id!r}")
+    active = ctx.runs.get_active(run_id)
+    if active is not None:
+        run["state"] = active.state
+    if with_history:
+        run["history"] = [json.loads(e) for e in ctx.store.history(run_id)]
+        extras = ctx.store.extras(run_id)
+        run["extras"] = json.loads(extras) if extras else None
+    return run
+
+
+@router.post("", status_code=201, responses={409: {}, 422: {}, 429: {}})
+def create_run(config: RunConfig, ctx: Ctx) -> RunCreated:
+    try:
+        run = ctx.runs.create(config)
+    except LimitError as exc:
+        raise HTTPException(422, str(exc)) from None
+    except QueueFull as exc:
+        raise HTTPException(429, str(exc)) from None
+    except Conflict as exc:
+        raise HTTPException(409, str(exc)) from None
+    return RunCreated(id=run.id, state=run.state)
+
+
+@router.get("")
+def list_runs(ctx: Ctx) -> list[dict[str, Any]]:
+    runs = ctx.store.list_runs()
+    for run in runs:
+        active = ctx.runs.get_active(run["id"])
+        if active is not None:
+            run["state"] = active.state
+    return runs
+
+
+@router.get("/{run_id}", responses={404: {}})
+def get_run(run_id: RunId, ctx: Ctx) -> dict[str, Any]:
+    return run_detail(ctx, run_id)
+
+
+@router.post("/{run_id}/{action}", responses={404: {}, 409: {}})
+def control_run(run_id: RunId, action: Literal["pause", "resume", "stop"], ctx: Ctx) -> dict[str, str]:
+    try:
+        state = ctx.runs.control(run_id, action)
+    except NotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    except Conflict as exc:
+        raise HTTPException(409, str(exc)) from None
+    return {"id": run_id, "state": state}
+
+
+@router.delete("/{run_id}", status_code=204, responses={404: {}})
+async def delete_run(run_id: RunId, ctx: Ctx) -> Response:
+    if ctx.default_model_run == run_id:
+        raise HTTPException(409, "this run is training the default model; wait until it finishes")
+    try:
+        await ctx.runs.delete(run_id)
+    except NotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    ctx.models.forget(run_id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/{run_id}/model",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}, 404: {}},
+)
+def download_model(run_id: RunId, ctx: Ctx) -> FileResponse:
+    run = ctx.store.get_run(run_id)
+    path = ctx.models.path_of(run_id)
+    if run is None or not run["has_model"] or not path.is_file():
+        raise HTTPException(404, f"run {run_id!r} has no saved model")
+    name = f"nnplay-{run_id}.npz"
+    return FileResponse(path, media_type="application/octet-stream", filename=name)

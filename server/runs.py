@@ -1,0 +1,392 @@
+"""Training runs: a bounded queue, one thread per running run, and fan-out of engine events to WebSocket
+subscribers.
+
+Threads, not processes: NumPy's matrix products and ufuncs release the GIL, so a training thread leaves the
+event loop free; the 220 MB of MNIST floats are shared instead of copied per process; events reach the loop
+with call_soon_threadsafe instead of crossing a pipe. BLAS threads are rebalanced whenever a run starts or
+ends (cores // running runs), so two runs on two cores use one BLAS thread each instead of thrashing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from engine.mnist import Mnist, MnistError, is_available, load_mnist
+from engine.model import Model
+from engine.trainer import BatchProgress, Dataset, EpochEnd, Event, RunEnd, StateChange, Trainer, mnist_arrays
+from server.messages import dumps, epoch_message, extras_message
+from server.schemas import RunConfig, check_limits
+from server.settings import Settings
+from server.store import Store
+
+log = logging.getLogger("nnplay.runs")
+
+
+class QueueFull(Exception):
+    pass
+
+
+class NotFound(Exception):
+    pass
+
+
+class Conflict(Exception):
+    pass
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}{secrets.token_hex(5)}"
+
+
+class Subscriber:
+    """One WebSocket client's outbox. Progress messages merge (only the newest is kept); epoch, state and end
+    messages are never dropped: a client that falls ``maxsize`` of them behind is disconnected instead, and
+    redraws from a fresh snapshot when it reconnects. Memory per client is therefore bounded."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self.queue: deque[str] = deque()
+        self.progress: str | None = None
+        self.wake = asyncio.Event()
+        self.overflowed = False
+        self.closed = False
+
+    def push(self, kind: str, text: str) -> None:
+        if kind == "progress":
+            self.progress = text
+        else:
+            if kind == "epoch":
+                self.progress = None  # progress of a finished epoch is stale
+            if len(self.queue) >= self.maxsize:
+                self.overflowed = True
+            else:
+                self.queue.append(text)
+        self.wake.set()
+
+    def close(self) -> None:
+        self.closed = True
+        self.wake.set()
+
+    async def drain(self) -> list[str]:
+        await self.wake.wait()
+        self.wake.clear()
+        out = list(self.queue)
+        self.queue.clear()
+        if self.progress is not None:
+            out.append(self.progress)
+            self.progress = None
+        return out
+
+
+@dataclass
+class ActiveRun:
+    id: str
+    config: RunConfig
+    kind: str
+    state: str = "queued"
+    trainer: Trainer | None = None
+    thread: threading.Thread | None = None
+    subscribers: set[Subscriber] = field(default_factory=set)
+    stop_requested: bool = False
+    pause_requested: bool = False
+    interrupted: bool = False
+    clock: float = 0.0  # perf_counter when training started, for the time-left estimate
+    train_seconds: float = 0.0  # sum of finished epochs' wall time
+    test_accuracy: float | None = None  # of the latest epoch
+
+
+class MnistProvider:
+    """Loads MNIST once and shares the float arrays between runs (read-only)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self.raw: Mnist | None = None
+        self.data: Dataset | None = None
+        self.error: str | None = None
+
+    def ready(self) -> bool:
+        return self.data is not None or is_available(self.settings.data_dir)
+
+    def get(self, fetch: bool = False) -> tuple[Mnist, Dataset]:
+        with self._lock:
+            if self.raw is None or self.data is None:
+                self.raw = load_mnist(self.settings.data_dir, fetch=fetch)
+                self.data = mnist_arrays(self.raw)
+            return self.raw, self.data
+
+
+class RunManager:
+    def __init__(self, settings: Settings, store: Store, mnist: MnistProvider) -> None:
+        self.settings = settings
+        self.store = store
+        self.mnist = mnist
+        self.active: dict[str, ActiveRun] = {}
+        self.queue: deque[str] = deque()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.shutting_down = False
+        self.on_default_model: list[Any] = []  # callbacks when a default-kind run saves its model
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    # ---- requests (event loop) -------------------------------------------------------------------
+
+    def running_count(self) -> int:
+        return sum(1 for r in self.active.values() if r.state in ("running", "paused"))
+
+    def create(self, config: RunConfig, kind: str = "user") -> ActiveRun:
+        check_limits(config, self.settings)
+        if not self.mnist.ready():
+            raise Conflict("MNIST is not available yet; run `nnplay data fetch` or wait for the server to fetch it")
+        if (
+            self.running_count() >= self.settings.max_concurrent_runs
+            and len(self.queue) >= self.settings.max_queued_runs
+        ):
+            raise QueueFull(
+                f"{self.settings.max_concurrent_runs} runs are training and {len(self.queue)} are queued: "
+                f"the limit max_queued_runs={self.settings.max_queued_runs} is reached; try again later"
+            )
+        run = ActiveRun(new_id("r"), config, kind)
+        self.store.create_run(run.id, config.name, kind, config.model_dump(), config.parameter_count())
+        self.active[run.id] = run
+        self.queue.append(run.id)
+        self._start_queued()
+        return run
+
+    def _start_queued(self) -> None:
+        while self.queue and self.running_count() < self.settings.max_concurrent_runs and not self.shutting_down:
+            run = self.active[self.queue.popleft()]
+            run.state = "running"
+            run.thread = threading.Thread(target=self._train, args=(run,), name=f"run-{run.id}", daemon=True)
+            self._rebalance_blas()
+            run.thread.start()
+
+    def _rebalance_blas(self) -> None:
+        running = max(1, self.running_count())
+        threadpool_limits(limits=max(1, (os.cpu_count() or 1) // running), user_api="blas")
+
+    def get_active(self, run_id: str) -> ActiveRun | None:
+        return self.active.get(run_id)
+
+    def control(self, run_id: str, action: str) -> str:
+        run = self.active.get(run_id)
+        if run is None:
+            stored = self.store.get_run(run_id)
+            if stored is None:
+                raise NotFound(f"no run with id {run_id!r}")
+            raise Conflict(f"run {run_id} is {stored['state']}; only active runs can be paused, resumed or stopped")
+        if action == "stop":
+            run.stop_requested = True
+            if run.trainer is not None:
+                run.trainer.stop()
+            elif run.id in self.queue:  # never started: it ends here
+                self.queue.remove(run.id)
+                self._finish(run, "stopped", "stopped before it started", None)
+            return "stopping" if run.id in self.active else "stopped"
+        if action == "pause":
+            run.pause_requested = True
+            if run.trainer is not None:
+                run.trainer.pause()
+            return run.state if run.trainer is None else "pausing"
+        if action == "resume":
+            run.pause_requested = False
+            if run.trainer is not None:
+                run.trainer.resume()
+            return run.state
+        raise Conflict(f"unknown action {action!r}")
+
+    def subscribe(self, run_id: str) -> Subscriber | None:
+        run = self.active.get(run_id)
+        if run is None:
+            return None
+        sub = Subscriber(self.settings.ws_queue_size)
+        run.subscribers.add(sub)
+        return sub
+
+    def unsubscribe(self, run_id: str, sub: Subscriber) -> None:
+        run = self.active.get(run_id)
+        if run is not None:
+            run.subscribers.discard(sub)
+
+    async def delete(self, run_id: str) -> None:
+        run = self.active.get(run_id)
+        if run is not None:
+            self.control(run_id, "stop")
+            if run.thread is not None:
+                await asyncio.to_thread(run.thread.join, 30)
+        if not self.store.delete_run(run_id):
+            raise NotFound(f"no run with id {run_id!r}")
+        with contextlib.suppress(FileNotFoundError):
+            (self.settings.models_dir / f"{run_id}.npz").unlink()
+
+    async def shutdown(self) -> None:
+        """SIGTERM: stop every trainer, mark active runs interrupted, close every subscriber."""
+        self.shutting_down = True
+        threads = []
+        for run in list(self.active.values()):
+            run.interrupted = True
+            if run.trainer is not None:
+                run.trainer.stop()
+            if run.thread is not None:
+                threads.append(run.thread)
+            for sub in run.subscribers:
+                sub.close()
+        for t in threads:
+            await asyncio.to_thread(t.join, 5)
+        self.store.mark_interrupted()
+
+    # ---- the training thread -----------------------------------------------------------------------
+
+    def _publish(self, run: ActiveRun, kind: str, message: dict[str, Any]) -> None:
+        text = dumps(message)  # encoded once, in the training thread, for every client
+        if self.loop is not None and not self.loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop may close during shutdown
+                self.loop.call_soon_threadsafe(self._fanout, run, kind, text)
+
+    @staticmethod
+    def _fanout(run: ActiveRun, kind: str, text: str) -> None:
+        for sub in run.subscribers:
+            sub.push(kind, text)
+
+    def _train(self, run: ActiveRun) -> None:
+        started = time.time()
+        self.store.update_run(run.id, state="running", started_at=started)
+        self._publish(run, "state", {"type": "state", "run_id": run.id, "state": "running"})
+        try:
+            raw, data = self.mnist.get()
+            model = Model.build(run.config.model_spec(), seed=run.config.seed)
+            trainer = Trainer(model, run.config.train_config(), data, on_event=lambda e: self._on_event(run, e, raw))
+        except (MnistError, ValueError, MemoryError) as exc:
+            self._call_loop(self._finish, run, "failed", str(exc), None)
+            return
+        run.trainer = trainer
+        if run.pause_requested:
+            trainer.pause()
+        if run.stop_requested:
+            trainer.stop()
+        run.clock = time.perf_counter()
+        try:
+            end = trainer.run()
+        except Exception as exc:  # a bug must not take the server down: the run says what happened
+            log.exception("run %s failed", run.id)
+            self._call_loop(self._finish, run, "failed", f"training failed: {type(exc).__name__}: {exc}", None)
+            return
+        state, message = end.state, end.message
+        if run.interrupted:
+            state, message = "interrupted", "the server stopped while this run was active"
+        saved = None
+        if trainer.epochs_done > 0 and all(np.isfinite(p).all() for p, _ in model.parameters()):
+            model.meta = {
+                "run_id": run.id,
+                "name": run.config.name,
+                "epochs": trainer.epochs_done,
+                "test_accuracy": run.test_accuracy,
+            }
+            try:
+                self.settings.models_dir.mkdir(parents=True, exist_ok=True)
+                model.save(self.settings.models_dir / f"{run.id}.npz")
+                saved = model
+            except OSError as exc:
+                message += f" (the model could not be saved: {exc.strerror or exc})"
+        self._call_loop(self._finish, run, state, message, saved)
+
+    def _call_loop(self, fn: Any, *args: Any) -> None:
+        if self.loop is not None and not self.loop.is_closed() and not self.shutting_down:
+            try:
+                self.loop.call_soon_threadsafe(fn, *args)
+                return
+            except RuntimeError:
+                pass
+        fn(*args)  # no loop to hand over to (shutdown or tests): finish in this thread
+
+    def _on_event(self, run: ActiveRun, event: Event, raw: Mnist) -> None:
+        if isinstance(event, BatchProgress):
+            done = (event.epoch - 1) * event.batches + event.batch
+            total = run.config.epochs * event.batches
+            elapsed = time.perf_counter() - run.clock
+            self._publish(
+                run,
+                "progress",
+                {
+                    "type": "progress",
+                    "run_id": run.id,
+                    "epoch": event.epoch,
+                    "epochs": run.config.epochs,
+                    "batch": event.batch,
+                    "batches": event.batches,
+                    "loss": event.loss,
+                    "learning_rate": event.learning_rate,
+                    "eta_s": elapsed / done * (total - done) if done else None,
+                },
+            )
+        elif isinstance(event, EpochEnd):
+            assert run.trainer is not None
+            message = epoch_message(run.id, event)
+            extras = extras_message(run.trainer.model, event, raw.test_images)
+            text = dumps(message)
+            run.train_seconds += event.seconds
+            run.test_accuracy = event.test_accuracy
+            try:
+                self.store.add_epoch(
+                    run.id,
+                    event.epoch,
+                    text,
+                    dumps(extras),
+                    test_accuracy=event.test_accuracy,
+                    test_loss=event.test_loss if np.isfinite(event.test_loss) else None,
+                    train_seconds=run.train_seconds,
+                )
+            except Exception as exc:  # disk full / read-only: training goes on, the run says so at the end
+                log.warning("could not store epoch %s of %s: %s", event.epoch, run.id, exc)
+            self._publish(run, "epoch", {**message, **extras})
+        elif isinstance(event, StateChange):
+            if event.state in ("running", "paused"):
+                run.state = event.state
+                with contextlib.suppress(Exception):
+                    self.store.update_run(run.id, state=event.state)
+                self._publish(run, "state", {"type": "state", "run_id": run.id, "state": event.state})
+        elif isinstance(event, RunEnd):
+            pass  # handled once the trainer returns, with the model saved
+
+    # ---- back on the loop --------------------------------------------------------------------------
+
+    def _finish(self, run: ActiveRun, state: str, message: str, model: Model | None) -> None:
+        with contextlib.suppress(Exception):
+            self.store.update_run(
+                run.id, state=state, message=message, finished_at=time.time(), has_model=int(model is not None)
+            )
+        run.state = state
+        stored = self.store.get_run(run.id) or {}
+        final = {
+            "type": "end",
+            "run_id": run.id,
+            "state": state,
+            "message": message,
+            "test_accuracy": stored.get("test_accuracy"),
+            "has_model": model is not None,
+        }
+        text = dumps({"type": "state", "run_id": run.id, "state": state})
+        for sub in run.subscribers:
+            sub.push("state", text)
+            sub.push("end", dumps(final))
+            sub.close()
+        self.active.pop(run.id, None)
+        if run.kind == "default" and state == "finished" and model is not None:
+            for callback in self.on_default_model:
+                callback(run, model)
+        if not self.shutting_down:
+            self._start_queued()
+            self._rebalance_blas()

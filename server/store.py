@@ -1,0 +1,173 @@
+"""Runs, their per-epoch history and uploaded models, in one SQLite file in the data directory.
+
+Every write is its own committed transaction (WAL journal), so a process killed at any moment leaves every
+finished epoch and run readable. One connection shared behind a lock: writes are tiny and rare (one per epoch),
+and it keeps training threads and request handlers from tripping over SQLite's locking.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ACTIVE_STATES = ("queued", "running", "paused")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,               -- 'user' or 'default' (the run that trains the default model)
+    config TEXT NOT NULL,             -- RunConfig as JSON
+    state TEXT NOT NULL,
+    message TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    epochs_done INTEGER NOT NULL DEFAULT 0,
+    test_accuracy REAL,
+    test_loss REAL,
+    train_seconds REAL NOT NULL DEFAULT 0,
+    parameters INTEGER NOT NULL,
+    has_model INTEGER NOT NULL DEFAULT 0,
+    extras TEXT                       -- latest epoch's bulky views: first-layer filters, misclassified digits
+);
+CREATE TABLE IF NOT EXISTS epochs (
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    epoch INTEGER NOT NULL,
+    data TEXT NOT NULL,               -- the epoch message as JSON, histograms included
+    PRIMARY KEY (run_id, epoch)
+);
+CREATE TABLE IF NOT EXISTS models (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    spec TEXT NOT NULL,
+    test_accuracy REAL
+);
+"""
+
+RUN_COLUMNS = (
+    "id, name, kind, config, state, message, created_at, started_at, finished_at, epochs_done, "
+    "test_accuracy, test_loss, train_seconds, parameters, has_model"
+)
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _exec(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        with self._lock:
+            return self._db.execute(sql, args)
+
+    def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(r) for r in self._db.execute(sql, args).fetchall()]
+
+    # ---- runs ------------------------------------------------------------------------------------
+
+    def mark_interrupted(self) -> int:
+        """At start-up: runs that were active when the previous process died."""
+        cur = self._exec(
+            "UPDATE runs SET state='interrupted', message='the server stopped while this run was active', "
+            f"finished_at=? WHERE state IN {ACTIVE_STATES}",
+            (time.time(),),
+        )
+        return cur.rowcount
+
+    def create_run(self, run_id: str, name: str, kind: str, config: dict[str, Any], parameters: int) -> None:
+        self._exec(
+            "INSERT INTO runs (id, name, kind, config, state, created_at, parameters) VALUES (?,?,?,?,?,?,?)",
+            (run_id, name, kind, json.dumps(config), "queued", time.time(), parameters),
+        )
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        if not fields:
+            return
+        assignments = ", ".join(f"{k}=?" for k in fields)  # keys come from our code, never from requests
+        self._exec(f"UPDATE runs SET {assignments} WHERE id=?", (*fields.values(), run_id))
+
+    def add_epoch(self, run_id: str, epoch: int, data: str, extras: str | None, **fields: Any) -> None:
+        """One transaction: the epoch row and the run's summary move together."""
+        assignments = ", ".join(f"{k}=?" for k in fields)
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO epochs (run_id, epoch, data) VALUES (?,?,?)",
+                    (run_id, epoch, data),
+                )
+                self._db.execute(
+                    f"UPDATE runs SET extras=?, epochs_done=?{', ' if fields else ''}{assignments} WHERE id=?",
+                    (extras, epoch, *fields.values(), run_id),
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        rows = self._rows(f"SELECT {RUN_COLUMNS} FROM runs WHERE id=?", (run_id,))
+        return _decode_run(rows[0]) if rows else None
+
+    def list_runs(self) -> list[dict[str, Any]]:
+        return [_decode_run(r) for r in self._rows(f"SELECT {RUN_COLUMNS} FROM runs ORDER BY created_at DESC")]
+
+    def history(self, run_id: str) -> list[str]:
+        """Epoch messages as stored JSON text, in order (sent to clients without re-encoding)."""
+        with self._lock:
+            return [r[0] for r in self._db.execute("SELECT data FROM epochs WHERE run_id=? ORDER BY epoch", (run_id,))]
+
+    def extras(self, run_id: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT extras FROM runs WHERE id=?", (run_id,)).fetchone()
+        return row[0] if row else None
+
+    def delete_run(self, run_id: str) -> bool:
+        return self._exec("DELETE FROM runs WHERE id=?", (run_id,)).rowcount > 0
+
+    # ---- uploaded models ---------------------------------------------------------------------------
+
+    def add_model(self, model_id: str, name: str, spec: dict[str, Any], test_accuracy: float | None) -> None:
+        self._exec(
+            "INSERT INTO models (id, name, created_at, spec, test_accuracy) VALUES (?,?,?,?,?)",
+            (model_id, name, time.time(), json.dumps(spec), test_accuracy),
+        )
+
+    def list_models(self) -> list[dict[str, Any]]:
+        rows = self._rows("SELECT id, name, created_at, spec, test_accuracy FROM models ORDER BY created_at DESC")
+        for r in rows:
+            r["spec"] = json.loads(r["spec"])
+        return rows
+
+    def get_model(self, model_id: str) -> dict[str, Any] | None:
+        return next((m for m in self.list_models() if m["id"] == model_id), None)
+
+    def delete_model(self, model_id: str) -> bool:
+        return self._exec("DELETE FROM models WHERE id=?", (model_id,)).rowcount > 0
+
+    def integrity_ok(self) -> bool:
+        with self._lock:
+            return self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def _decode_run(row: dict[str, Any]) -> dict[str, Any]:
+    row["config"] = json.loads(row["config"])
+    row["has_model"] = bool(row["has_model"])
+    return row
