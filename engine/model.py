@@ -12,6 +12,8 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import zipfile
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -216,7 +218,7 @@ class Model:
                 arrays = {k: data[k] for k in data.files}
         except ValueError as exc:  # object arrays need pickle, which we refuse
             raise ModelFormatError(f"not a valid model file: {exc}") from None
-        except (OSError, EOFError, KeyError) as exc:
+        except (OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
             raise ModelFormatError(f"not a valid .npz model file: {exc}") from None
         return cls.from_arrays(arrays)
 

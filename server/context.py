@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, Request
 
-from engine.mnist import MnistError, fetch_mnist
+from engine.mnist import FILES, MnistError, fetch_mnist, mnist_dir
 from engine.model import Model
 from server.presets import get_preset
 from server.registry import ModelRegistry
@@ -37,6 +39,8 @@ class AppContext:
     @classmethod
     def create(cls, settings: Settings) -> AppContext:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if settings.seed_data_dir is not None:
+            seed_from(settings.seed_data_dir, settings)
         store = Store(settings.db_path)
         mnist = MnistProvider(settings)
         ctx = cls(settings, store, mnist, RunManager(settings, store, mnist), ModelRegistry(settings, store))
@@ -87,6 +91,19 @@ class AppContext:
 
         self.mnist_fetching = True
         threading.Thread(target=work, name="mnist-fetch", daemon=True).start()
+
+
+def seed_from(seed: Path, settings: Settings) -> None:
+    """Start an empty data dir from read-only seed data (the Docker image's MNIST and default model), so the
+    first start needs no network. Never overwrites what the data dir already has."""
+    pairs = [(mnist_dir(seed) / name, mnist_dir(settings.data_dir) / name) for name in FILES.values()]
+    pairs.append((seed / "models" / "default.npz", settings.default_model_path))
+    for src, dst in pairs:
+        if src.is_file() and not dst.exists():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dst.with_name(dst.name + ".tmp")
+            shutil.copyfile(src, tmp)
+            tmp.replace(dst)
 
 
 def get_ctx(request: Request) -> AppContext:

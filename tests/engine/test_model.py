@@ -98,3 +98,10 @@ def test_object_arrays_are_refused_without_unpickling(tmp_path: Path) -> None:
     with pytest.raises(ModelFormatError):
         Model.load(buf.getvalue())
     assert not marker.exists()
+
+
+def test_truncated_zip_is_a_format_error() -> None:
+    data = Model.build(SPEC).to_bytes()
+    for cut in (b"PK\x03\x04 not really", data[: len(data) // 2], data[:-30]):
+        with pytest.raises(ModelFormatError):
+            Model.load(cut)

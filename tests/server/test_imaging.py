@@ -222,6 +222,11 @@ def test_huge_declared_size_is_413_without_decoding(monkeypatch: pytest.MonkeyPa
     assert status_of(decode_data_url, data_url(header_only_png(*side)), **LIMITS) == 413
 
 
+def test_pillow_bomb_guard_still_applies_with_a_generous_max_side() -> None:
+    url = data_url(header_only_png(100_000, 100_000))
+    assert status_of(decode_data_url, url, max_bytes=MAX_BYTES, max_side=1_000_000) == 413
+
+
 def test_image_at_the_size_limit_is_accepted() -> None:
     im = Image.new("L", (40, 30), 255)
     im.paste(0, (10, 10, 20, 20))
@@ -320,6 +325,14 @@ def test_wide_shape_scales_its_longer_side_to_20() -> None:
     ink = np.zeros((100, 300), np.float32)
     ink[40:70, 10:290] = 1.0  # 30 x 280
     assert ink_bbox(mnist_preprocess(ink)) == (2, 20)
+
+
+def test_isolated_pixels_are_never_dropped_by_the_resampling() -> None:
+    ink = np.zeros((36, 19), np.float32)  # Pillow's BOX filter loses the (3, 9) pixel here (Hypothesis find)
+    ink[3, 9] = ink[27, 0] = ink[35, 18] = 1.0
+    out = mnist_preprocess(ink)
+    assert ink_bbox(out) == (20, 12)
+    assert np.isclose(out.sum(), (20 * 12) / (33 * 19) * 3, rtol=1e-5)  # area averaging keeps the ink's mass
 
 
 def test_tiny_noise_does_not_count_as_ink() -> None:

@@ -1,0 +1,279 @@
+"""REST and WebSocket through Starlette's TestClient, against real MNIST and a real SQLite file."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image, ImageDraw
+
+from engine.model import Model
+from server.app import create_app
+from server.presets import PRESETS
+from server.schemas import RunConfig
+from server.settings import Settings
+from tests.conftest import make_data_dir
+
+SMALL = {"layers": [{"units": 16}], "epochs": 2, "batch_size": 100, "train_subset": 2000, "learning_rate": 0.01}
+
+
+@pytest.fixture
+def settings(tmp_path: Path, mnist_source: Path) -> Settings:
+    return Settings(data_dir=make_data_dir(tmp_path, mnist_source), train_default_model=False)
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+def wait_for_end(client: TestClient, run_id: str) -> list[dict]:
+    messages = []
+    with client.websocket_connect(f"/ws/runs/{run_id}") as ws:
+        while True:
+            message = json.loads(ws.receive_text())
+            messages.append(message)
+            if message["type"] == "end":
+                return messages
+
+
+def digit_png(size: int = 280, rgba: bool = True) -> str:
+    """A '7' drawn the way the canvas does it: dark strokes on a transparent background."""
+    mode, bg = ("RGBA", (0, 0, 0, 0)) if rgba else ("RGB", (255, 255, 255))
+    img = Image.new(mode, (size, size), bg)
+    draw = ImageDraw.Draw(img)
+    k = size / 280
+    draw.line([(70 * k, 60 * k), (210 * k, 60 * k), (120 * k, 230 * k)], fill=(0, 0, 0, 255), width=int(22 * k))
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def test_health_datasets_presets_options(client: TestClient) -> None:
+    health = client.get("/api/health").json()
+    assert health["status"] == "ok" and health["mnist"] == "ready" and health["default_model"] == "missing"
+    ds = client.get("/api/datasets").json()
+    assert ds[0]["train_size"] == 60_000 and ds[0]["test_size"] == 10_000 and ds[0]["ready"]
+    presets = client.get("/api/presets").json()
+    assert {p["name"] for p in presets} >= {"default", "seed-article"}
+    for p in presets:  # each preset is a valid POST /api/runs body as it stands
+        RunConfig.model_validate(p["config"])
+    seed = next(p for p in presets if p["name"] == "seed-article")["config"]
+    assert seed["layers"] == [{"units": 128, "activation": "sigmoid", "dropout": 0.0}]
+    assert (seed["loss"], seed["init"], seed["learning_rate"], seed["optimizer"]["name"]) == (
+        "mse",
+        "naive",
+        0.01,
+        "sgd",
+    )
+    assert client.get("/api/options").json()["limits"]["max_concurrent_runs"] == 2
+
+
+def test_run_lifecycle_over_rest_and_websocket(client: TestClient, settings: Settings) -> None:
+    created = client.post("/api/runs", json={**SMALL, "name": "tiny"})
+    assert created.status_code == 201
+    run_id = created.json()["id"]
+    messages = wait_for_end(client, run_id)
+    assert messages[0]["type"] == "snapshot" and messages[0]["run"]["config"]["name"] == "tiny"
+    epochs = [m for m in messages if m["type"] == "epoch"]
+    assert [m["epoch"] for m in epochs] == [1, 2]
+    first = epochs[0]
+    assert len(first["histograms"]) == 2 and len(first["histograms"][0]["weights"]["counts"]) == 30
+    assert np.array(first["confusion"]).sum() == 10_000
+    assert first["filters"]["count"] == 16 and len(base64.b64decode(first["filters"]["data"])) == 16 * 784
+    assert messages[-1] == {**messages[-1], "type": "end", "state": "finished", "has_model": True}
+    detail = client.get(f"/api/runs/{run_id}").json()
+    assert detail["state"] == "finished" and len(detail["history"]) == 2 and detail["test_accuracy"] > 0.7
+    assert detail["history"][1]["test_accuracy"] == detail["test_accuracy"]
+    assert detail["extras"]["misclassified"]["items"]
+    assert [r["id"] for r in client.get("/api/runs").json()] == [run_id]
+    # a socket opened after the end gets the whole story: snapshot then end
+    late = wait_for_end(client, run_id)
+    assert [m["type"] for m in late] == ["snapshot", "end"] and len(late[0]["run"]["history"]) == 2
+    # the model downloads as a loadable .npz and predicts
+    download = client.get(f"/api/runs/{run_id}/model")
+    assert download.status_code == 200
+    assert Model.load(download.content).spec.layer_sizes == [784, 16, 10]
+    prediction = client.post("/api/predict", json={"image": digit_png(), "model": run_id})
+    assert prediction.status_code == 200, prediction.text
+    body = prediction.json()
+    assert body["model"] == run_id and len(body["probabilities"]) == 10
+    assert sum(body["probabilities"]) == pytest.approx(1, abs=1e-4)
+    assert np.array(body["input"]).shape == (28, 28)
+    # the database is a real SQLite file
+    with sqlite3.connect(settings.db_path) as db:
+        assert db.execute("SELECT count(*) FROM epochs WHERE run_id=?", (run_id,)).fetchone()[0] == 2
+    assert client.delete(f"/api/runs/{run_id}").status_code == 204
+    assert client.get(f"/api/runs/{run_id}").status_code == 404
+    assert client.get(f"/api/runs/{run_id}/model").status_code == 404
+    assert client.post("/api/predict", json={"image": digit_png(), "model": run_id}).status_code == 404
+
+
+def test_pause_resume_stop_over_the_socket(client: TestClient) -> None:
+    run_id = client.post("/api/runs", json={**SMALL, "epochs": 50, "batch_size": 10}).json()["id"]
+    seen: list[str] = []
+    with client.websocket_connect(f"/ws/runs/{run_id}") as ws:
+        ws.send_text(json.dumps({"action": "pause"}))
+        while "paused" not in seen:
+            m = json.loads(ws.receive_text())
+            if m["type"] == "state":
+                seen.append(m["state"])
+        assert client.get(f"/api/runs/{run_id}").json()["state"] == "paused"
+        ws.send_text(json.dumps({"action": "resume"}))
+        ws.send_text("this is not json")
+        ws.send_text(json.dumps({"action": "explode"}))
+        errors = 0
+        while seen[-1] != "running" or errors < 2:
+            m = json.loads(ws.receive_text())
+            if m["type"] == "state":
+                seen.append(m["state"])
+            errors += m["type"] == "error"
+        ws.send_text(json.dumps({"action": "stop"}))
+        while True:
+            m = json.loads(ws.receive_text())
+            if m["type"] == "end":
+                break
+    assert m["state"] == "stopped"
+    assert client.get(f"/api/runs/{run_id}").json()["state"] == "stopped"
+    assert client.post(f"/api/runs/{run_id}/resume").status_code == 409
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        ({"learning_rate": -1}, "learning_rate"),
+        ({"learning_rate": 0}, "learning_rate"),
+        ({"epochs": "10"}, "epochs"),
+        ({"epochs": 1.5}, "epochs"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"layers": [{"units": -3}]}, "units"),
+        ({"layers": [{"units": 8, "dropout": 1.0}]}, "dropout"),
+        ({"seed": -1}, "seed"),
+        ({"l2": 1e308}, "l2"),
+        ({"train_subset": 10, "batch_size": 64}, "batch_size"),
+        ({"optimizer": {"name": "rmsprop"}}, "name"),
+        ({"colour": "red"}, "colour"),
+        ({"loss": "cross_entropy", "output_activation": "linear"}, "cross_entropy"),
+    ],
+)
+def test_bad_configs_get_422_naming_the_field(client: TestClient, body: dict, where: str) -> None:
+    r = client.post("/api/runs", json=body)
+    assert r.status_code == 422
+    assert where in json.dumps(r.json()["detail"])
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_numbers_get_422_without_echoing_input(client: TestClient, literal: str) -> None:
+    raw = f'{{"learning_rate": {literal}, "layers": [{{"units": 8}}]}}'.encode()
+    r = client.post("/api/runs", content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    assert "input" not in r.text and literal not in r.text
+    assert r.json()["detail"][0]["loc"] == ["body", "learning_rate"]
+
+
+@pytest.mark.parametrize(
+    ("body", "limit"),
+    [
+        ({"layers": [{"units": 4096}]}, "max_units"),
+        ({"layers": [{"units": 8}] * 9}, "max_layers"),
+        ({"layers": [{"units": 2048}, {"units": 2048}]}, "max_parameters"),
+        ({"epochs": 201}, "max_epochs"),
+        ({"batch_size": 5000}, "max_batch_size"),
+    ],
+)
+def test_limits_are_named(client: TestClient, body: dict, limit: str) -> None:
+    r = client.post("/api/runs", json=body)
+    assert r.status_code == 422 and limit in r.json()["detail"]
+
+
+def test_body_over_the_limit_gets_413(client: TestClient, settings: Settings) -> None:
+    big = b'{"name": "' + b"x" * (settings.max_body_bytes + 10) + b'"}'
+    r = client.post("/api/runs", content=big, headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "max_body_bytes" in r.json()["detail"]
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted while streaming
+        for _ in range(settings.max_body_bytes // 65536 + 2):
+            yield b" " * 65536
+
+    r = client.post("/api/predict", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413
+
+
+def test_unknown_ids_and_path_like_names(client: TestClient) -> None:
+    assert client.get("/api/runs/r0000000000").status_code == 404
+    assert client.get("/api/runs/..%2F..%2Fetc%2Fpasswd").status_code in (404, 422)
+    assert client.post("/api/runs/r0000000000/pause").status_code == 404
+    assert client.delete("/api/runs/r0000000000").status_code == 404
+    r = client.post("/api/predict", json={"pixels": [[0] * 28] * 27 + [[1] * 28], "model": "../../etc/passwd"})
+    assert r.status_code == 404
+    with client.websocket_connect("/ws/runs/r0000000000") as ws:
+        assert json.loads(ws.receive_text())["type"] == "error"
+
+
+def test_predict_errors(client: TestClient) -> None:
+    # no default model in this data dir yet
+    r = client.post("/api/predict", json={"image": digit_png()})
+    assert r.status_code == 404 and "default model" in r.json()["detail"]
+    run_id = client.post("/api/runs", json=SMALL).json()["id"]
+    wait_for_end(client, run_id)
+    empty = client.post("/api/predict", json={"pixels": [[0] * 28] * 28, "model": run_id})
+    assert empty.status_code == 422 and "empty" in empty.json()["detail"].lower()
+    assert client.post("/api/predict", json={"image": "data:image/png;base64,AAAA", "model": run_id}).status_code == 422
+    assert client.post("/api/predict", json={"model": run_id}).status_code == 422
+    opaque = client.post("/api/predict", json={"image": digit_png(rgba=False), "model": run_id})
+    transparent = client.post("/api/predict", json={"image": digit_png(), "model": run_id})
+    assert opaque.status_code == transparent.status_code == 200
+    np.testing.assert_allclose(opaque.json()["input"], transparent.json()["input"], atol=0.02)
+
+
+def test_model_upload_is_checked(client: TestClient, tmp_path: Path) -> None:
+    model = Model.build(RunConfig(layers=[{"units": 8}]).model_spec(), seed=1)  # type: ignore[list-item]
+    r = client.post(
+        "/api/models?name=mine", content=model.to_bytes(), headers={"content-type": "application/octet-stream"}
+    )
+    assert r.status_code == 201
+    model_id = r.json()["id"]
+    assert any(m["id"] == model_id for m in client.get("/api/models").json())
+    ok = client.post("/api/predict", json={"pixels": np.eye(28).tolist(), "model": model_id})
+    assert ok.status_code == 200 and ok.json()["model"] == model_id
+    bad = client.post(
+        "/api/models", content=b"PK\x03\x04 not really", headers={"content-type": "application/octet-stream"}
+    )
+    assert bad.status_code == 422
+    buf = io.BytesIO()
+    np.savez(buf, header=np.array([{"evil": 1}], dtype=object))
+    assert client.post("/api/models", content=buf.getvalue()).status_code == 422
+
+
+def test_runs_queue_past_the_concurrency_limit_then_429(tmp_path: Path, mnist_source: Path) -> None:
+    settings = Settings(
+        data_dir=make_data_dir(tmp_path, mnist_source),
+        train_default_model=False,
+        max_concurrent_runs=1,
+        max_queued_runs=1,
+    )
+    with TestClient(create_app(settings)) as client:
+        long = {**SMALL, "epochs": 100, "batch_size": 10}
+        first = client.post("/api/runs", json=long).json()
+        second = client.post("/api/runs", json=SMALL).json()
+        assert second["state"] == "queued"
+        third = client.post("/api/runs", json=SMALL)
+        assert third.status_code == 429 and "max_queued_runs" in third.json()["detail"]
+        client.post(f"/api/runs/{first['id']}/stop")
+        assert wait_for_end(client, second["id"])[-1]["state"] == "finished"  # the queue drains
+
+
+def test_every_preset_config_is_accepted_by_post(client: TestClient) -> None:
+    for preset in PRESETS:
+        body = preset.config.model_dump()
+        r = client.post("/api/runs", json={**body, "epochs": 1, "train_subset": 1000, "batch_size": 10})
+        assert r.status_code == 201, (preset.name, r.text)
+        client.post(f"/api/runs/{r.json()['id']}/stop")
