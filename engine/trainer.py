@@ -34,7 +34,7 @@ class TrainConfig:
     l2: float = 0.0  # weight decay coefficient on weight matrices (not biases)
     seed: int = 0  # one integer makes the whole run reproducible, bit for bit
     train_subset: int | None = None  # train on this many samples (a seeded random subset); None = all
-    histogram_bins: int = 30  # bins of every weight/bias/gradient histogram
+    histogram_bins: int = 30  # bins of every weight/bias/gradient histogram; 0 turns histograms off
     progress_every: float = 0.2  # seconds between BatchProgress events
     misclassified_kept: int = 24  # test samples listed per epoch as misclassified
 
@@ -249,6 +249,7 @@ class Trainer:
                 gradients=Histogram.of(layer.grads["W"], c.histogram_bins),
             )
             for i, layer in enumerate(model.dense_layers)
+            if c.histogram_bins > 0
         ]
         return EpochEnd(
             epoch=epoch,

@@ -143,7 +143,10 @@ def prepare(image: str | None, pixels: object | None, *, max_bytes: int, max_sid
     if (image is None) == (pixels is None):
         raise ImageError("Send exactly one of 'image' (a PNG data URL) or 'pixels' (a 28x28 array).")
     if pixels is not None:
-        return pixels_to_array(pixels)
+        array = pixels_to_array(pixels)
+        if not (array >= NOISE).any():  # the same rule as for drawings: no ink, nothing to read
+            raise ImageError("The drawing is empty: draw a digit first.")
+        return array
     assert image is not None  # for mypy: guaranteed by the check above
     return mnist_preprocess(decode_data_url(image, max_bytes=max_bytes, max_side=max_side))
 

@@ -334,7 +334,7 @@ class RunManager:
             )
         elif isinstance(event, EpochEnd):
             assert run.trainer is not None
-            message = epoch_message(run.id, event)
+            message = {**epoch_message(run.id, event), "ended_at": time.time()}  # lets clients measure delivery
             extras = extras_message(run.trainer.model, event, raw.test_images)
             text = dumps(message)
             run.train_seconds += event.seconds

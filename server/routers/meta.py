@@ -25,7 +25,17 @@ def health(ctx: Ctx) -> dict[str, Any]:
         "default_model_error": ctx.default_model_error,
         "runs_training": ctx.runs.running_count(),
         "runs_queued": len(ctx.runs.queue),
+        "predict_ms": _latency(list(ctx.predict_times)),
     }
+
+
+def _latency(seconds: list[float]) -> dict[str, float | int | None]:
+    """Server-side /api/predict time over the most recent calls."""
+    if not seconds:
+        return {"n": 0, "p50": None, "p99": None}
+    ordered = sorted(seconds)
+    pick = lambda q: round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 3)  # noqa: E731
+    return {"n": len(ordered), "p50": pick(0.5), "p99": pick(0.99)}
 
 
 @router.get("/datasets")

@@ -1,0 +1,141 @@
+"""The server under watch, measured in one run against the engine alone (loopback only, stops by itself).
+
+  * epochs/s of a run trained through the server with 5 WebSocket clients attached (one never reads)
+    against the same config trained by the engine alone in this process (goal >= 0.95);
+  * /api/predict latency, p50/p99 over 1000 calls while a run trains (goal p99 < 50 ms end to end), and
+    the server-side time of the same calls;
+  * time from an epoch's end (stamped by the server) to its message reaching a reading client (goal p99 < 50 ms).
+
+usage: python benchmarks/bench_server.py [--epochs 6] [--subset 30000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import websockets
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from engine.mnist import default_data_dir, load_mnist
+from engine.model import Model
+from engine.trainer import EpochEnd, Event, Trainer, mnist_arrays
+from server.schemas import LayerConfig, RunConfig
+from tests.conftest import make_data_dir, start_server, stop_server
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.array(values), q))
+
+
+def engine_alone(config: RunConfig) -> list[float]:
+    data = mnist_arrays(load_mnist())
+    seconds: list[float] = []
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, EpochEnd):
+            seconds.append(event.seconds)
+
+    Trainer(Model.build(config.model_spec(), seed=config.seed), config.train_config(), data, on_event).run()
+    return seconds
+
+
+async def through_server(base: str, ws_base: str, config: RunConfig, long_config: RunConfig) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        run_id = (await http.post("/api/runs", json=config.model_dump())).json()["id"]
+        url = f"{ws_base}/ws/runs/{run_id}"
+        stalled = await websockets.connect(url, max_size=2**24, max_queue=1)  # never reads
+        epoch_seconds: list[float] = []
+        delivery: list[float] = []
+
+        async def reader(record: bool) -> int:
+            count = 0
+            async with websockets.connect(url, max_size=2**24) as ws:
+                async for raw in ws:
+                    m = json.loads(raw)
+                    if m["type"] == "epoch":
+                        count += 1
+                        if record:
+                            delivery.append(time.time() - m["ended_at"])
+                            epoch_seconds.append(m["seconds"])
+                    if m["type"] == "end":
+                        return count
+            return count
+
+        readers = [asyncio.create_task(reader(i == 0)) for i in range(4)]
+        counts = await asyncio.gather(*readers)
+        await stalled.close()
+        # a second run trains while /api/predict is called 1000 times
+        second = (await http.post("/api/runs", json=long_config.model_dump())).json()["id"]
+        pixels = [[1.0 if 6 <= r <= 21 and 13 <= c <= 15 else 0.0 for c in range(28)] for r in range(28)]
+        await asyncio.sleep(1.0)  # let training get going
+        predict_e2e: list[float] = []
+        for _ in range(1000):
+            started = time.perf_counter()
+            r = await http.post("/api/predict", json={"pixels": pixels})
+            predict_e2e.append(time.perf_counter() - started)
+            assert r.status_code == 200, r.text
+        assert (await http.get(f"/api/runs/{second}")).json()["state"] == "running", "the run ended too early"
+        server_side = (await http.get("/api/health")).json()["predict_ms"]
+        await http.post(f"/api/runs/{second}/stop")
+        return {
+            "epoch_seconds": epoch_seconds,
+            "delivery": delivery,
+            "predict": predict_e2e,
+            "counts": counts,
+            "server_side": server_side,
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--subset", type=int, default=30000)
+    args = parser.parse_args()
+    config = RunConfig(layers=[LayerConfig(units=128)], epochs=args.epochs, train_subset=args.subset)
+    predict_config = config.model_copy(update={"epochs": 50})
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = make_data_dir(Path(tmp), default_data_dir())
+        # the default model answers predictions: train a small one with the engine and install it
+        server = start_server(data_dir, Path(tmp) / "server.log")
+        try:
+            quick = RunConfig(layers=[LayerConfig(units=64)], epochs=1, train_subset=5000)
+            model = Model.build(quick.model_spec())
+            Trainer(model, quick.train_config(), mnist_arrays(load_mnist())).run()
+            (data_dir / "models").mkdir(exist_ok=True)
+            model.save(data_dir / "models" / "default.npz")
+            alone = engine_alone(config)
+            served = asyncio.run(through_server(server.url, server.ws_url, config, predict_config))
+        finally:
+            stop_server(server)
+    med = statistics.median
+    ratio = med(alone) / med(served["epoch_seconds"])
+    print(f"config: 784-128-10 relu adam, batch 128, {args.subset} training images, {args.epochs} epochs")
+    print(f"engine alone        {1 / med(alone):.3f} epochs/s")
+    print(f"through the server  {1 / med(served['epoch_seconds']):.3f} epochs/s  (5 WebSocket clients, 1 never reads)")
+    print(f"ratio               {ratio:.3f}   (goal >= 0.95)")
+    print(f"epoch messages per reading client: {served['counts']} of {args.epochs}")
+    p = served["predict"]
+    print(
+        f"/api/predict e2e    p50 {percentile(p, 50) * 1e3:.1f} ms  p99 {percentile(p, 99) * 1e3:.1f} ms  (n={len(p)})"
+    )
+    ss = served["server_side"]
+    print(f"/api/predict server p50 {ss['p50']:.2f} ms  p99 {ss['p99']:.2f} ms  (goal p99 < 10 ms, n={ss['n']})")
+    d = served["delivery"]
+    print(
+        f"epoch end -> client p50 {percentile(d, 50) * 1e3:.1f} ms  p99 {percentile(d, 99) * 1e3:.1f} ms  (n={len(d)})"
+    )
+
+
+if __name__ == "__main__":
+    main()

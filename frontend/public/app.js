@@ -1,0 +1,188 @@
+// Entry point: loads options and presets, wires the four sections together, and keeps the URL in step with
+// the form (#config=<base64url JSON>, plus &run=<id> for the open run) so a link reproduces an experiment.
+
+import { api } from './api.js';
+import { DrawPad } from './draw.js';
+import { BuildForm, decodeConfig, encodeConfig } from './form.js';
+import { RunsList } from './runs.js';
+import { $ } from './util.js';
+import { RunWatcher } from './watch.js';
+
+let form = null;
+let watcher = null;
+let runs = null;
+let pad = null;
+let hashTimer = 0;
+let healthTimer = 0;
+let lastConfig = null;
+
+function hashParams() {
+  return new URLSearchParams(location.hash.replace(/^#/, ''));
+}
+
+/** replaceState, not location.hash: editing the form must not flood the back button with entries. */
+function writeHash() {
+  const params = new URLSearchParams();
+  if (lastConfig) params.set('config', encodeConfig(lastConfig));
+  if (watcher?.runId) params.set('run', watcher.runId);
+  const hash = `#${params.toString()}`;
+  if (hash !== location.hash) history.replaceState(null, '', hash);
+}
+
+function scheduleHash() {
+  clearTimeout(hashTimer);
+  hashTimer = setTimeout(writeHash, 250);
+}
+
+/** Fill the form from the URL if it carries a config; returns true when it did. */
+function configFromHash() {
+  const text = hashParams().get('config');
+  if (!text) return false;
+  try {
+    form.setConfig(decodeConfig(text));
+    $('copy-note').textContent = 'Settings loaded from the link.';
+    return true;
+  } catch {
+    $('copy-note').textContent = 'The link’s settings could not be read; showing a preset instead.';
+    return false;
+  }
+}
+
+async function start() {
+  const { config, valid } = form.update();
+  if (!valid) {
+    form.focusFirstError();
+    return;
+  }
+  form.setBusy(true);
+  try {
+    const created = await api.createRun(config);
+    watcher.open(created.id);
+    runs.refresh();
+    // on a phone the panel is below the form: bring the live view into sight
+    if (window.matchMedia('(max-width: 900px)').matches) $('train').scrollIntoView({ behavior: 'smooth' });
+  } catch (error) {
+    form.showServerError(error);
+  } finally {
+    form.setBusy(false);
+  }
+}
+
+function showHealth(h) {
+  const parts = [];
+  parts.push(
+    h.mnist === 'ready' ? 'MNIST ready' : h.mnist === 'fetching' ? 'MNIST downloading…' : 'MNIST missing on the server',
+  );
+  parts.push(
+    {
+      ready: 'default model ready',
+      training: 'default model training…',
+      missing: 'no default model',
+      failed: 'default model failed',
+    }[h.default_model] || `default model ${h.default_model}`,
+  );
+  if (h.runs_training) parts.push(`${h.runs_training} training`);
+  if (h.runs_queued) parts.push(`${h.runs_queued} queued`);
+  $('health').textContent = parts.join(' · ');
+  $('health').classList.toggle('bad', h.mnist !== 'ready');
+  form?.setCanStart(
+    h.mnist === 'ready',
+    h.mnist === 'ready' ? '' : 'Training needs MNIST on the server; it is not there yet (see the status above).',
+  );
+  pad?.setHealth(h);
+}
+
+async function pollHealth() {
+  clearTimeout(healthTimer);
+  let h = null;
+  try {
+    h = await api.health();
+    showHealth(h);
+  } catch (error) {
+    $('health').textContent = `Server unreachable: ${error.message}`;
+    $('health').classList.add('bad');
+  }
+  // quick while something is changing (data fetch, default model), slow once all is settled
+  const settled = h && h.mnist === 'ready' && h.default_model !== 'training';
+  healthTimer = setTimeout(pollHealth, settled ? 30000 : 4000);
+}
+
+async function main() {
+  let options;
+  let presets;
+  let health;
+  try {
+    [options, presets, health] = await Promise.all([api.options(), api.presets(), api.health()]);
+  } catch (error) {
+    $('health').textContent = `Cannot load the playground: ${error.message}. Reload the page to retry.`;
+    $('health').classList.add('bad');
+    return;
+  }
+
+  form = new BuildForm({
+    options,
+    presets,
+    onSubmit: start,
+    onChange: (config) => {
+      lastConfig = config;
+      scheduleHash();
+    },
+  });
+  if (!configFromHash()) form.setConfig((presets.find((p) => p.name === 'quick') || presets[0]).config);
+  form.enable(true);
+
+  watcher = new RunWatcher({
+    onOpen: (id) => {
+      runs?.setCurrent(id);
+      scheduleHash();
+    },
+    onEnd: () => {
+      runs.refresh();
+      pad.refreshModels();
+    },
+    onUseConfig: (config) => {
+      form.setConfig(config);
+      $('copy-note').textContent = 'The run’s settings are in the form: change something and start again.';
+      $('build').scrollIntoView({ behavior: 'smooth' });
+    },
+  });
+  runs = new RunsList({
+    onOpen: (id) => {
+      watcher.open(id);
+      $('train').scrollIntoView({ behavior: 'smooth' });
+    },
+    onDeleted: (id) => {
+      watcher.forget(id);
+      pad.refreshModels();
+      scheduleHash();
+    },
+  });
+  pad = new DrawPad();
+  showHealth(health);
+
+  // measured for the tests and the README: navigation start -> the form can be used
+  window.__nnplayReadyMs = Math.round(performance.now());
+  document.documentElement.dataset.ready = 'true';
+
+  $('btn-copy-link').addEventListener('click', async () => {
+    writeHash();
+    try {
+      await navigator.clipboard.writeText(location.href);
+      $('copy-note').textContent = 'Link copied: opening it fills the form with these settings.';
+    } catch {
+      $('copy-note').textContent = `Copy this link: ${location.href}`;
+    }
+  });
+  window.addEventListener('hashchange', () => {
+    configFromHash();
+    const run = hashParams().get('run');
+    if (run && run !== watcher.runId) watcher.open(run);
+  });
+
+  const openRun = hashParams().get('run');
+  await runs.refresh();
+  if (openRun && runs.runs.some((r) => r.id === openRun)) watcher.open(openRun);
+  pollHealth();
+}
+
+main();

@@ -1,0 +1,215 @@
+// The drawing pad and live prediction. Pointer Events cover mouse, touch and pen alike (touch-action: none
+// in the CSS stops the page from scrolling under a finger). Predictions are debounced (150 ms) and never pile
+// up: while one request is in flight, later changes only mark the drawing dirty, and one more request with
+// the newest drawing follows when the answer arrives.
+
+import { api } from './api.js';
+import { $, el, fmtPct } from './util.js';
+import { drawDigit } from './panels.js';
+
+const DEBOUNCE_MS = 150;
+const STROKE = 20; // in canvas pixels (280 wide): about 2 MNIST pixels, like the training digits
+
+export class DrawPad {
+  constructor() {
+    this.canvas = $('pad');
+    this.ctx = this.canvas.getContext('2d');
+    this.picker = $('model-picker');
+    this.hasInk = false;
+    this.drawing = null; // pointerId of the stroke being drawn
+    this.timer = 0;
+    this.inFlight = false;
+    this.dirty = false;
+    this.userPicked = false; // once the user picks a model we stop switching it for them
+    this.health = null;
+    this.models = [];
+    this.buildBars();
+    this.bindPointer();
+    $('btn-clear').addEventListener('click', () => this.clear());
+    this.canvas.addEventListener('keydown', (e) => {
+      if (e.key === 'Delete' || e.key === 'Backspace' || e.key === 'Escape') {
+        e.preventDefault();
+        this.clear();
+      }
+    });
+    this.picker.addEventListener('change', () => {
+      this.userPicked = true;
+      this.noteModel();
+      if (this.hasInk) this.predictSoon(0);
+    });
+  }
+
+  buildBars() {
+    this.bars = [];
+    const list = $('pred-bars');
+    for (let d = 0; d < 10; d++) {
+      const fill = el('span', { class: 'bar-fill' });
+      const value = el('span', { class: 'bar-value' }, '–');
+      const li = el('li', { class: 'bar-row' }, el('span', { class: 'bar-digit' }, String(d)), el('span', { class: 'bar-track' }, fill), value);
+      this.bars.push({ li, fill, value });
+      list.append(li);
+    }
+  }
+
+  bindPointer() {
+    const c = this.canvas;
+    const point = (e) => {
+      const r = c.getBoundingClientRect();
+      return [((e.clientX - r.left) * c.width) / r.width, ((e.clientY - r.top) * c.height) / r.height];
+    };
+    c.addEventListener('pointerdown', (e) => {
+      if (e.button !== 0 && e.pointerType === 'mouse') return;
+      e.preventDefault();
+      c.setPointerCapture(e.pointerId);
+      this.drawing = e.pointerId;
+      const [x, y] = point(e);
+      const ctx = this.ctx;
+      ctx.lineCap = 'round';
+      ctx.lineJoin = 'round';
+      ctx.lineWidth = STROKE;
+      ctx.strokeStyle = '#111827';
+      ctx.fillStyle = '#111827';
+      ctx.beginPath();
+      ctx.arc(x, y, STROKE / 2, 0, Math.PI * 2); // a tap leaves a dot
+      ctx.fill();
+      ctx.beginPath();
+      ctx.moveTo(x, y);
+      this.last = [x, y];
+      this.hasInk = true;
+      this.predictSoon();
+    });
+    c.addEventListener('pointermove', (e) => {
+      if (this.drawing !== e.pointerId) return;
+      // coalesced events: every sample the pen/mouse reported since the last frame, for smooth curves
+      const events = e.getCoalescedEvents ? e.getCoalescedEvents() : [e];
+      for (const ev of events.length ? events : [e]) {
+        const [x, y] = point(ev);
+        this.ctx.lineTo(x, y);
+        this.last = [x, y];
+      }
+      this.ctx.stroke();
+      this.ctx.beginPath();
+      this.ctx.moveTo(...this.last);
+      this.predictSoon();
+    });
+    const end = (e) => {
+      if (this.drawing !== e.pointerId) return;
+      this.drawing = null;
+      this.predictSoon();
+    };
+    c.addEventListener('pointerup', end);
+    c.addEventListener('pointercancel', end);
+  }
+
+  clear() {
+    this.ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
+    this.hasInk = false;
+    clearTimeout(this.timer);
+    this.dirty = false;
+    $('pred-text').textContent = 'Cleared. Draw a digit to see what the network thinks.';
+    $('pred-digit').textContent = '?';
+    for (const b of this.bars) {
+      b.fill.style.width = '0%';
+      b.value.textContent = '–';
+      b.li.classList.remove('top');
+    }
+    const seen = $('pred-input');
+    seen.getContext('2d').clearRect(0, 0, seen.width, seen.height);
+  }
+
+  predictSoon(delay = DEBOUNCE_MS) {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.predict(), delay);
+  }
+
+  async predict() {
+    if (!this.hasInk) return;
+    if (this.inFlight) {
+      this.dirty = true; // picked up when the current request answers
+      return;
+    }
+    const model = this.picker.value;
+    if (!model) {
+      $('pred-text').textContent = 'No model is ready yet: the default model is still training, or train a run above.';
+      return;
+    }
+    this.inFlight = true;
+    this.dirty = false;
+    try {
+      const result = await api.predict(this.canvas.toDataURL('image/png'), model);
+      if (this.hasInk) this.show(result);
+    } catch (error) {
+      $('pred-text').textContent = `No prediction: ${error.message}`;
+      if (error.status === 404) this.refreshModels();
+    } finally {
+      this.inFlight = false;
+      if (this.dirty && this.hasInk) this.predict();
+    }
+  }
+
+  show(result) {
+    const p = result.probabilities;
+    const best = result.digit;
+    $('pred-digit').textContent = String(best);
+    $('pred-text').textContent = `Prediction: ${best} (${fmtPct(p[best], 0)} sure)`;
+    p.forEach((v, d) => {
+      const bar = this.bars[d];
+      bar.fill.style.width = `${Math.max(0, Math.min(1, v)) * 100}%`;
+      bar.value.textContent = fmtPct(v, 0);
+      bar.li.classList.toggle('top', d === best);
+    });
+    drawDigit($('pred-input'), result.input.flat(), { scale: 255 });
+  }
+
+  /** Called with each /api/health answer: when the default model becomes ready, switch to it. */
+  setHealth(health) {
+    const was = this.health?.default_model;
+    this.health = health;
+    if (health.default_model !== was) this.refreshModels();
+    else this.noteModel();
+  }
+
+  async refreshModels() {
+    try {
+      this.models = await api.models();
+    } catch (error) {
+      $('model-note').textContent = `Models unavailable: ${error.message}`;
+      return;
+    }
+    const current = this.picker.value;
+    const options = this.models.map((m) => {
+      const acc = m.test_accuracy === null || m.test_accuracy === undefined ? '' : ` · ${fmtPct(m.test_accuracy)}`;
+      const where = m.source === 'default' ? '' : m.source === 'run' ? ' (run)' : ' (uploaded)';
+      return el('option', { value: m.id }, `${m.name}${where}${acc}`);
+    });
+    this.picker.replaceChildren(...options);
+    this.picker.disabled = !options.length;
+    const ids = this.models.map((m) => m.id);
+    let pick = '';
+    if (this.userPicked && ids.includes(current)) pick = current;
+    else if (ids.includes('default')) pick = 'default';
+    else pick = this.models.find((m) => m.source === 'run')?.id || ids[0] || ''; // newest run first
+    this.picker.value = pick;
+    this.noteModel();
+    if (pick && pick !== current && this.hasInk) this.predictSoon(0);
+  }
+
+  noteModel() {
+    const note = $('model-note');
+    const state = this.health?.default_model;
+    const usingDefault = this.picker.value === 'default';
+    if (!this.models.length) {
+      note.textContent =
+        state === 'training'
+          ? 'The default model is still training (about half a minute after the server starts); then you can draw.'
+          : 'No model is ready yet: train a run above, then draw.';
+    } else if (state !== 'ready' && !usingDefault) {
+      note.textContent =
+        state === 'training'
+          ? 'The default model is still training; meanwhile your newest run model is used.'
+          : 'The default model is not available; using a model from your runs.';
+    } else {
+      note.textContent = '';
+    }
+  }
+}

@@ -1,0 +1,234 @@
+// The "Train and watch" panel for one run: its WebSocket, the state line with plain-language hints, the
+// progress bar, the charts and the per-epoch pictures. Everything is redrawn from the snapshot a (re)connect
+// starts with, so a reload, a dropped connection or a server restart all land on the same picture.
+
+import { api, RunSocket } from './api.js';
+import { LiveCharts } from './charts.js';
+import { Histograms } from './histograms.js';
+import { drawFilters, renderConfusion, renderMisclassified } from './panels.js';
+import { $, configSummary, fmtDuration, fmtLoss, fmtPct, trainingSummary } from './util.js';
+
+const HINTS = {
+  queued: 'Waiting for a free training slot: it starts as soon as a running run ends.',
+  running: '',
+  pausing: 'Pausing after the current batch…',
+  resuming: 'Resuming…',
+  stopping: 'Stopping after the current batch…',
+  paused: 'Paused between two batches. Resume to carry on; nothing is lost.',
+  finished: '',
+  stopped: 'Stopped on request. If at least one epoch finished, its model was kept for drawing.',
+  diverged:
+    'Diverged: the loss became infinite or NaN, so training stopped. Lower the learning rate (or try Adam, He ' +
+    'init, a smaller network); the last finite weights were kept.',
+  interrupted:
+    'Interrupted: the server stopped while this run was training. Use “Copy config to the form” and start it again.',
+  failed: 'Failed: the server could not train this run (the message says why).',
+};
+const ACTIVE = new Set(['queued', 'running', 'paused', 'pausing', 'resuming', 'stopping']);
+
+export class RunWatcher {
+  constructor({ onEnd, onUseConfig, onOpen }) {
+    this.onEnd = onEnd;
+    this.onUseConfig = onUseConfig;
+    this.onOpen = onOpen || (() => {});
+    this.run = null;
+    this.socket = null;
+    this.state = 'idle';
+    this.charts = new LiveCharts($('chart-loss'), $('chart-acc'));
+    this.histograms = new Histograms($('histograms'), $('hist-shared'));
+    $('loss-log').addEventListener('change', (e) => this.charts.setLogScale(e.target.checked));
+    $('btn-pause').addEventListener('click', () => this.control('pause'));
+    $('btn-resume').addEventListener('click', () => this.control('resume'));
+    $('btn-stop').addEventListener('click', () => this.control('stop'));
+    $('btn-use-config').addEventListener('click', () => this.run && this.onUseConfig(this.run.config));
+  }
+
+  get runId() {
+    return this.run?.id ?? this.pendingId ?? null;
+  }
+
+  open(runId) {
+    this.close();
+    this.pendingId = runId;
+    this.run = null;
+    this.lastEpoch = null;
+    this.charts.reset();
+    this.histograms.reset();
+    drawFilters($('filters'), null);
+    renderConfusion($('confusion'), null);
+    renderMisclassified($('misclassified'), null);
+    $('run-title').textContent = 'Loading…';
+    $('run-config').textContent = '';
+    $('run-summary').textContent = '';
+    $('progress').value = 0;
+    $('progress-text').textContent = '–';
+    this.setState('connecting');
+    this.socket = new RunSocket(runId, {
+      onMessage: (msg) => this.handle(msg),
+      onStatus: (status, delay) => this.connection(status, delay),
+    });
+    this.onOpen(runId);
+  }
+
+  close() {
+    this.socket?.close();
+    this.socket = null;
+  }
+
+  /** The open run was deleted from the list: show an empty panel. */
+  forget(runId) {
+    if (this.runId !== runId) return;
+    this.close();
+    this.run = null;
+    this.pendingId = null;
+    $('run-title').textContent = 'No run open';
+    $('run-config').textContent = '';
+    $('run-hint').textContent = 'That run was deleted.';
+    this.setState('idle');
+  }
+
+  connection(status, delay) {
+    const text = {
+      live: 'live',
+      reconnecting: `connection lost; reconnecting in ${Math.round((delay || 0) / 1000)} s…`,
+      unknown: '',
+      done: '',
+    }[status];
+    $('ws-status').textContent = text ?? '';
+    if (status === 'unknown') {
+      $('run-title').textContent = 'Run not found';
+      $('run-hint').textContent = 'This run no longer exists on the server (it may have been deleted).';
+      this.setState('idle');
+    }
+  }
+
+  handle(msg) {
+    switch (msg.type) {
+      case 'snapshot':
+        return this.snapshot(msg.run);
+      case 'progress':
+        return this.progress(msg);
+      case 'epoch':
+        return this.epoch(msg);
+      case 'state':
+        return this.setState(msg.state);
+      case 'end':
+        return this.end(msg);
+      case 'error':
+        $('run-hint').textContent = `Server: ${msg.detail}`;
+        return undefined;
+      case 'ack':
+        return this.setState(msg.state);
+      default:
+        return undefined; // unknown message types are ignored: newer servers may send more
+    }
+  }
+
+  snapshot(run) {
+    this.run = run;
+    this.pendingId = null;
+    $('run-title').textContent = run.name || run.id;
+    $('run-config').textContent = `${configSummary(run.config)} · ${trainingSummary(run.config)}`;
+    const history = run.history || [];
+    this.charts.setHistory(history, run.config.epochs);
+    this.histograms.setHistory(history);
+    const last = history[history.length - 1];
+    if (last) {
+      this.lastEpoch = last;
+      renderConfusion($('confusion'), last.confusion);
+      this.summary(last);
+    }
+    if (run.extras) {
+      drawFilters($('filters'), run.extras.filters);
+      renderMisclassified($('misclassified'), run.extras.misclassified);
+    }
+    const done = run.epochs_done / run.config.epochs;
+    $('progress').value = run.state === 'finished' ? 1 : done;
+    $('progress-text').textContent = `epoch ${run.epochs_done}/${run.config.epochs}`;
+    this.setState(run.state, run.message);
+  }
+
+  progress(m) {
+    this.charts.addProgress(m);
+    const done = (m.epoch - 1 + m.batch / m.batches) / m.epochs;
+    $('progress').value = done;
+    const eta = m.eta_s === null || m.eta_s === undefined ? '' : ` · about ${fmtDuration(m.eta_s)} left`;
+    $('progress-text').textContent = `epoch ${m.epoch}/${m.epochs} · batch ${m.batch}/${m.batches}${eta}`;
+    if (this.state === 'queued' || this.state === 'connecting') this.setState('running');
+  }
+
+  epoch(m) {
+    this.lastEpoch = m;
+    this.charts.addEpoch(m);
+    this.histograms.addEpoch(m);
+    renderConfusion($('confusion'), m.confusion);
+    if (m.filters) drawFilters($('filters'), m.filters);
+    if (m.misclassified) renderMisclassified($('misclassified'), m.misclassified);
+    if (this.run) this.run.epochs_done = m.epoch;
+    $('progress').value = m.epoch / m.epochs;
+    $('progress-text').textContent = `epoch ${m.epoch}/${m.epochs}`;
+    this.summary(m);
+  }
+
+  summary(m) {
+    $('run-summary').textContent =
+      `After epoch ${m.epoch}/${m.epochs}: train loss ${fmtLoss(m.train_loss)}, ` +
+      `test loss ${fmtLoss(m.test_loss)}, test accuracy ${fmtPct(m.test_accuracy, 2)}` +
+      (Number.isFinite(m.learning_rate) ? `, learning rate ${Number(m.learning_rate.toPrecision(3))}` : '');
+  }
+
+  end(m) {
+    if (this.run) {
+      this.run.state = m.state;
+      this.run.message = m.message;
+    }
+    if (m.state === 'finished') $('progress').value = 1;
+    this.setState(m.state, m.message);
+    this.onEnd?.(m);
+  }
+
+  setState(state, message) {
+    this.state = state;
+    const badge = $('run-state');
+    badge.textContent = state === 'connecting' ? 'connecting…' : state;
+    badge.className = `state state-${state}`;
+    if (message !== undefined && this.run) this.run.message = message;
+    const serverMessage = this.run?.message && !ACTIVE.has(state) ? this.run.message : '';
+    let hint = HINTS[state] ?? '';
+    if (state === 'finished' && this.lastEpoch) {
+      hint = `Finished: ${fmtPct(this.lastEpoch.test_accuracy, 2)} of the test digits right. Draw one below to try it.`;
+    }
+    if (state === 'idle') hint = 'Start a run on the left, or open a past one from the run list below.';
+    if (state === 'connecting') hint = '';
+    $('run-hint').textContent = [serverMessage && state !== 'finished' ? `${serverMessage}.` : '', hint]
+      .filter(Boolean)
+      .join(' ');
+    $('run-hint').classList.toggle('bad', ['diverged', 'failed', 'interrupted'].includes(state));
+    const has = Boolean(this.run);
+    $('btn-pause').disabled = !has || !['queued', 'running', 'resuming'].includes(state);
+    $('btn-resume').disabled = !has || !['paused', 'pausing'].includes(state);
+    $('btn-stop').disabled = !has || !ACTIVE.has(state) || state === 'stopping';
+    $('btn-use-config').disabled = !has;
+  }
+
+  /**
+   * Pause / resume / stop over REST (its errors come back as readable details). The answer is only a first
+   * word: the WebSocket's "state" message confirms what the trainer actually did.
+   */
+  async control(action) {
+    const id = this.runId;
+    if (!id) return;
+    const before = this.state;
+    this.setState({ pause: 'pausing', resume: 'resuming', stop: 'stopping' }[action]);
+    try {
+      const answer = await api.control(id, action);
+      // resume answers the old state ("paused") until the trainer wakes up; "pausing"/"stopping" are fine
+      if (action !== 'resume' && this.state !== 'paused' && this.state !== 'running' && answer.state !== this.state) {
+        if (['queued', 'paused', 'stopped'].includes(answer.state)) this.setState(answer.state);
+      }
+    } catch (error) {
+      this.setState(before);
+      $('run-hint').textContent = `Could not ${action}: ${error.message}`;
+    }
+  }
+}
