@@ -39,15 +39,16 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def engine_alone(config: RunConfig) -> list[float]:
+    """Wall time between consecutive epoch ends (callbacks included), as for the served run."""
     data = mnist_arrays(load_mnist())
     seconds: list[float] = []
 
     def on_event(event: Event) -> None:
         if isinstance(event, EpochEnd):
-            seconds.append(event.seconds)
+            seconds.append(time.time())
 
     Trainer(Model.build(config.model_spec(), seed=config.seed), config.train_config(), data, on_event).run()
-    return seconds
+    return list(np.diff(seconds))
 
 
 async def through_server(base: str, ws_base: str, config: RunConfig, long_config: RunConfig) -> dict[str, Any]:
@@ -67,7 +68,7 @@ async def through_server(base: str, ws_base: str, config: RunConfig, long_config
                         count += 1
                         if record:
                             delivery.append(time.time() - m["ended_at"])
-                            epoch_seconds.append(m["seconds"])
+                            epoch_seconds.append(m["ended_at"])
                     if m["type"] == "end":
                         return count
             return count
@@ -89,7 +90,7 @@ async def through_server(base: str, ws_base: str, config: RunConfig, long_config
         server_side = (await http.get("/api/health")).json()["predict_ms"]
         await http.post(f"/api/runs/{second}/stop")
         return {
-            "epoch_seconds": epoch_seconds,
+            "epoch_seconds": list(np.diff(epoch_seconds)),
             "delivery": delivery,
             "predict": predict_e2e,
             "counts": counts,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -177,6 +178,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             load_mnist(settings.data_dir, fetch=True)
         except MnistError as exc:
             print(f"{exc}\n(the server starts anyway and keeps trying in the background)", file=sys.stderr)
+    # Training threads hold the GIL between NumPy calls; a shorter switch interval lets the event loop in
+    # sooner, which is what keeps WebSocket delivery and /api/predict latency low while a run trains.
+    sys.setswitchinterval(float(os.environ.get("NNPLAY_SWITCH_INTERVAL", "0.001")))
     print(f"nnplay: serving on http://{settings.host}:{settings.port}  (API docs at /docs)", flush=True)
     uvicorn.run(
         create_app(settings),

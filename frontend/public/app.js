@@ -162,6 +162,8 @@ async function main() {
 
   // measured for the tests and the README: navigation start -> the form can be used
   window.__nnplayReadyMs = Math.round(performance.now());
+  // handles for the browser tests and for poking around in the devtools console
+  window.__nnplay = { form, watcher, runs, pad };
   document.documentElement.dataset.ready = 'true';
 
   $('btn-copy-link').addEventListener('click', async () => {

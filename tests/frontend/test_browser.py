@@ -1,0 +1,311 @@
+"""The page in a real Chromium (Debian's, driven by Playwright) against the real server: build a small
+network in the form, train it live over the WebSocket, pause and resume, draw a digit, reload and reopen the
+run, restart the server and reopen it again, and check the phone layout. Every step leaves a screenshot in
+artifacts/. The page must log no console error and trigger no Content-Security-Policy violation."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+
+from tests.conftest import LiveServer, start_server, stop_server
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+
+# Runs before any page script: records CSP violations (they are events, not always console messages) and
+# every text the state / progress elements show, so short-lived states ("running" between resume and the
+# end of a 3-second run) cannot slip between two polls of the test.
+INIT_SCRIPT = """
+window.__csp = [];
+document.addEventListener('securitypolicyviolation', (e) => {
+  window.__csp.push(`${e.violatedDirective} blocked ${e.blockedURI} at ${e.sourceFile}:${e.lineNumber}`);
+});
+window.__seen = {};
+const watchText = () => {
+  for (const id of ['run-state', 'progress-text']) {
+    const node = document.getElementById(id);
+    if (!node) continue;
+    window.__seen[id] = [];
+    new MutationObserver(() => window.__seen[id].push(node.textContent)).observe(node, {
+      childList: true, characterData: true, subtree: true,
+    });
+  }
+};
+document.addEventListener('DOMContentLoaded', watchText);
+"""
+
+
+class Problems:
+    """Console errors, uncaught exceptions and CSP violations of one page."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.errors: list[str] = []
+        page.on("console", self._console)
+        page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
+
+    def _console(self, msg: ConsoleMessage) -> None:
+        if msg.type == "error" or "Content Security Policy" in msg.text:
+            self.errors.append(f"console.{msg.type}: {msg.text}")
+
+    def all(self) -> list[str]:
+        violations = self.page.evaluate("window.__csp || []") if not self.page.is_closed() else []
+        return self.errors + [f"CSP violation: {v}" for v in violations]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing: the browser tests use Debian's Chromium (apt-get install -y chromium)",
+            pytrace=False,
+        )
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
+        yield b
+        b.close()
+
+
+def new_page(browser: Browser, viewport: dict[str, int]) -> tuple[Page, Problems]:
+    context = browser.new_context(viewport=viewport)  # type: ignore[arg-type]
+    context.add_init_script(INIT_SCRIPT)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    return page, Problems(page)
+
+
+def load(page: Page, url: str) -> float:
+    """Open the page and wait until presets and options are in and the form is enabled; returns that time."""
+    page.goto(url)
+    page.wait_for_selector("html[data-ready=true]")
+    expect(page.locator("#form-fields")).to_be_enabled()
+    return float(page.evaluate("window.__nnplayReadyMs"))
+
+
+def shot(page: Page, artifacts: Path, name: str, full_page: bool = True) -> None:
+    page.screenshot(path=str(artifacts / name), full_page=full_page)
+
+
+def canvas_ink(page: Page, selector: str) -> int:
+    """How many pixels of a canvas are not blank (not transparent and not white)."""
+    return int(
+        page.evaluate(
+            """(sel) => {
+              const c = document.querySelector(sel);
+              const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+              let n = 0;
+              for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && (d[i] < 230 || d[i + 1] < 230 || d[i + 2] < 230)) n++;
+              return n;
+            }""",
+            selector,
+        )
+    )
+
+
+def draw_seven(page: Page) -> None:
+    """A '7' with the mouse: the top bar, then the diagonal down to the bottom left."""
+    pad = page.locator("#pad")
+    pad.scroll_into_view_if_needed()
+    box = pad.bounding_box()
+    assert box is not None
+    x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
+    page.mouse.move(x0 + 0.28 * w, y0 + 0.22 * h)
+    page.mouse.down()
+    page.mouse.move(x0 + 0.72 * w, y0 + 0.22 * h, steps=12)
+    page.mouse.move(x0 + 0.45 * w, y0 + 0.82 * h, steps=16)
+    page.mouse.up()
+
+
+def test_build_train_draw_reload(browser: Browser, live_server: LiveServer, artifacts_dir: Path) -> None:
+    started = time.monotonic()
+    page, problems = new_page(browser, DESKTOP)
+    ready_ms = load(page, live_server.url)
+    shot(page, artifacts_dir, "01-loaded-1280.png")
+    expect(page.locator("#health")).to_contain_text("MNIST ready")
+
+    # ---- build: a small network through the form --------------------------------------------------
+    page.select_option("#f-preset", "quick")
+    page.fill("#f-name", "browser-test")
+    layers = page.locator("#layers li.layer")
+    while layers.count() > 1:
+        layers.last.locator("button[data-remove]").click()
+    if layers.count() == 0:
+        page.click("#add-layer")
+    page.locator("#layers [data-k=units]").first.fill("32")
+    page.select_option("#f-optimizer", "adam")
+    page.fill("#f-learning_rate", "0.002")
+    page.fill("#f-batch_size", "64")
+    page.fill("#f-train_subset", "5000")
+    # an invalid value is caught in the form: inline message, Start disabled
+    page.fill("#f-epochs", "0")
+    expect(page.locator("#e-epochs")).to_contain_text("at least 1")
+    expect(page.locator("#btn-start")).to_be_disabled()
+    page.fill("#f-epochs", "4")
+    expect(page.locator("#e-epochs")).to_be_empty()
+    # a legal but bad choice gets a warning, and Start stays enabled
+    page.fill("#f-learning_rate", "2")
+    expect(page.locator("#warnings")).to_contain_text("Adam")
+    expect(page.locator("#btn-start")).to_be_enabled()
+    page.fill("#f-learning_rate", "0.002")
+    expect(page.locator("#warnings")).to_be_empty()
+    # 784*32+32 + 32*10+10
+    expect(page.locator("#param-count")).to_have_text("25,450")
+    expect(page.locator("#f-preset")).to_have_value("custom")
+    page.wait_for_function("location.hash.includes('config=')")
+    shot(page, artifacts_dir, "02-form-1280.png")
+
+    # ---- train: start, pause at once (the trainer honours it before its first batch), resume --------
+    page.click("#btn-start")
+    expect(page.locator("#run-title")).to_have_text("browser-test")
+    expect(page.locator("#btn-pause")).to_be_enabled()
+    page.click("#btn-pause")
+    expect(page.locator("#run-state")).to_have_text("paused", timeout=30_000)
+    expect(page.locator("#btn-resume")).to_be_enabled()
+    shot(page, artifacts_dir, "03-paused-1280.png", full_page=False)
+    page.click("#btn-resume")
+    expect(page.locator("#run-state")).to_have_text("finished", timeout=60_000)
+    states = page.evaluate("window.__seen['run-state']")
+    assert "running" in states[states.index("paused") :], states
+    progress_texts = page.evaluate("window.__seen['progress-text']")
+    assert any(t.startswith("epoch 1/4") for t in progress_texts), progress_texts
+    assert any(re.search(r"batch \d+/79", t) for t in progress_texts), "no progress message reached the page"
+    expect(page.locator("#progress-text")).to_have_text("epoch 4/4")
+    expect(page.locator("#run-summary")).to_contain_text("After epoch 4/4")
+
+    # live charts: uPlot canvases, 4 epoch points and the per-batch loss points of the progress messages
+    assert page.locator("#chart-loss canvas").count() >= 1
+    assert page.locator("#chart-acc canvas").count() >= 1
+    assert page.evaluate("window.__nnplay.watcher.charts.epochs.length") == 4
+    assert page.evaluate("window.__nnplay.watcher.charts.bx.length") >= 1
+    # histograms: 2 dense layers x (weights, biases, gradients), each drawn
+    expect(page.locator("#histograms canvas.hist-canvas")).to_have_count(6)
+    assert canvas_ink(page, "#histograms canvas.hist-canvas") > 100
+    # first-layer filters (32 units -> a 6x6 grid), confusion matrix and misclassified digits
+    assert page.evaluate("document.getElementById('filters').width") == 6 * 29 - 1
+    expect(page.locator("#confusion tbody td")).to_have_count(100)
+    assert page.locator("#misclassified figure").count() > 0
+    expect(page.locator("#misclassified figcaption").first).to_have_text(re.compile(r"^\d→\d$"))
+    shot(page, artifacts_dir, "04-finished-1280.png")
+
+    # ---- draw: no default model on the test server, so the run's own model is picked ---------------
+    expect(page.locator("#model-picker option")).to_have_count(1)
+    expect(page.locator("#model-note")).to_contain_text("default model")
+    draw_seven(page)
+    expect(page.locator("#pred-text")).to_have_text(re.compile(r"^Prediction: \d \(\d+% sure\)$"))
+    expect(page.locator("#pred-digit")).to_have_text(re.compile(r"^\d$"))
+    expect(page.locator("#pred-bars li")).to_have_count(10)
+    assert canvas_ink(page, "#pred-input") > 20, "the 28x28 preview of what the network saw is empty"
+    predicted = page.locator("#pred-digit").text_content()
+    shot(page, artifacts_dir, "05-drawn-1280.png")
+    page.click("#btn-clear")
+    expect(page.locator("#pred-digit")).to_have_text("?")
+
+    # ---- reload: the URL keeps the config; the run is in the list with its curves -------------------
+    page.reload()
+    page.wait_for_selector("html[data-ready=true]")
+    expect(page.locator("#f-train_subset")).to_have_value("5000")
+    expect(page.locator("#layers [data-k=units]").first).to_have_value("32")
+    item = page.locator("#run-list li", has_text="browser-test")
+    expect(item).to_have_count(1)
+    expect(item.locator(".run-config")).to_have_text("784-32-10 relu adam lr 0.002")
+    expect(item.locator(".state")).to_have_text("finished")
+    expect(item.locator("a[data-role=download]")).to_have_attribute("href", re.compile(r"/api/runs/r[0-9a-f]+/model"))
+    item.locator("button[data-role=open]").click()
+    expect(page.locator("#run-state")).to_have_text("finished")
+    page.wait_for_function("window.__nnplay.watcher.charts.epochs.length === 4")
+    expect(page.locator("#histograms canvas.hist-canvas")).to_have_count(6)
+    shot(page, artifacts_dir, "06-reloaded-1280.png")
+    run_id = item.get_attribute("data-id")
+
+    desktop_problems = problems.all()
+    page.context.close()
+
+    # ---- phone: one column, nothing wider than the screen ------------------------------------------
+    phone, phone_problems = new_page(browser, PHONE)
+    load(phone, f"{live_server.url}/#run={run_id}")
+    expect(phone.locator("#run-state")).to_have_text("finished")
+    phone.wait_for_function("window.__nnplay.watcher.charts.epochs.length === 4")
+    assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    columns = phone.evaluate("getComputedStyle(document.querySelector('.layout')).gridTemplateColumns")
+    assert len(columns.split()) == 1, columns
+    shot(phone, artifacts_dir, "07-phone-390.png")
+    phone_all = phone_problems.all()
+    phone.context.close()
+
+    elapsed = time.monotonic() - started
+    metrics = {
+        "ready_ms": ready_ms,
+        "console_errors": len(desktop_problems) + len(phone_all),
+        "predicted_digit_for_drawn_7": predicted,
+        "scenario_seconds": round(elapsed, 1),
+    }
+    (artifacts_dir / "browser-metrics.json").write_text(json.dumps(metrics, indent=2))
+    print(f"\nnnplay browser metrics: {metrics}")
+    assert not desktop_problems, desktop_problems
+    assert not phone_all, phone_all
+
+
+def test_runs_survive_a_server_restart(browser: Browser, live_server: LiveServer, artifacts_dir: Path) -> None:
+    """A finished run's curves come back from the store after the server restarts (same data dir)."""
+    config: dict[str, Any] = {
+        "name": "before-restart",
+        "layers": [{"units": 16, "activation": "relu", "dropout": 0.0}],
+        "batch_size": 100,
+        "epochs": 2,
+        "train_subset": 2000,
+    }
+    run_id = httpx.post(f"{live_server.url}/api/runs", json=config).json()["id"]
+    deadline = time.monotonic() + 60
+    while httpx.get(f"{live_server.url}/api/runs/{run_id}").json()["state"] != "finished":
+        assert time.monotonic() < deadline, "the run did not finish"
+        time.sleep(0.2)
+    stop_server(live_server)
+    again = start_server(live_server.data_dir, live_server.log_path)
+    try:
+        page, problems = new_page(browser, DESKTOP)
+        load(page, again.url)
+        item = page.locator("#run-list li", has_text="before-restart")
+        expect(item.locator(".state")).to_have_text("finished")
+        item.locator("button[data-role=open]").click()
+        expect(page.locator("#run-summary")).to_contain_text("After epoch 2/2")
+        page.wait_for_function("window.__nnplay.watcher.charts.epochs.length === 2")
+        shot(page, artifacts_dir, "08-after-restart-1280.png", full_page=False)
+        assert not problems.all(), problems.all()
+        page.context.close()
+    finally:
+        stop_server(again)
+
+
+def test_run_name_is_shown_as_text(browser: Browser, live_server: LiveServer) -> None:
+    """A run name that looks like HTML stays text in the run list and the run title: no element appears."""
+    evil = "<img src=x onerror=alert(1)>"
+    config = {"name": evil, "layers": [{"units": 8}], "batch_size": 50, "epochs": 1, "train_subset": 500}
+    response = httpx.post(f"{live_server.url}/api/runs", json=config)
+    assert response.status_code == 201, response.text
+    page, problems = new_page(browser, DESKTOP)
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    load(page, live_server.url)
+    name = page.locator("#run-list .run-name").first
+    expect(name).to_have_text(evil)
+    assert page.locator("#run-list img").count() == 0
+    page.locator("#run-list button[data-role=open]").first.click()
+    expect(page.locator("#run-title")).to_have_text(evil)
+    assert page.locator("#run-title img, #chart-compare img").count() == 0
+    assert page.locator("img").count() == 1  # the logo only
+    assert not dialogs, dialogs
+    assert not problems.all(), problems.all()
+    page.context.close()
