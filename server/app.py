@@ -13,8 +13,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.context import AppContext
@@ -115,6 +118,17 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
+class UIMount(Mount):
+    """The static page at "/", but never for /api or /ws paths: those must reach the router's own 404/405
+    (with a correct Allow header) instead of the file server's answer."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        path = scope.get("path", "")
+        if path.startswith(("/api/", "/ws/")) or path in ("/api", "/ws"):
+            return Match.NONE, {}
+        return super().matches(scope)
+
+
 def _clean_errors(errors: Any) -> list[dict[str, Any]]:
     """Pydantic's errors without 'input' or 'ctx': no user input is reflected back (a NaN in it would even
     make the response itself invalid JSON)."""
@@ -156,6 +170,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": _clean_errors(exc.errors())})
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 400:  # a body that is not even text: as unprocessable as malformed JSON
+            return JSONResponse(status_code=422, content={"detail": "the request body is not valid JSON"})
+        if exc.status_code == 405:
+            # Starlette lists only the first route's methods; a path served by several routes has them all
+            path = request.url.path
+            methods = {
+                m
+                for route in app.router.routes
+                if isinstance(route, APIRoute) and route.path_regex.match(path)
+                for m in route.methods or ()
+            }
+            headers["Allow"] = ", ".join(sorted(methods))
+        return JSONResponse(status_code=exc.status_code, content={"detail": exc.detail}, headers=headers)
+
     for router in (meta.router, runs.router, models.router, ws.router):
         app.include_router(router)
 
@@ -179,7 +210,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if (vendor / "uplot" / "dist").is_dir():
         app.mount("/vendor/uplot", StaticFiles(directory=vendor / "uplot" / "dist"), name="uplot")
     if settings.frontend_dir.is_dir():
-        app.mount("/", StaticFiles(directory=settings.frontend_dir / "public", html=True, check_dir=False), name="ui")
+        ui = StaticFiles(directory=settings.frontend_dir / "public", html=True, check_dir=False)
+        app.router.routes.append(UIMount("/", app=ui, name="ui"))
 
     app.add_middleware(BodyLimit, settings=settings)
     app.add_middleware(SecurityHeaders)

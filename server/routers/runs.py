@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Response
 from fastapi.responses import FileResponse
@@ -59,8 +59,7 @@ def get_run(run_id: RunId, ctx: Ctx) -> dict[str, Any]:
     return run_detail(ctx, run_id)
 
 
-@router.post("/{run_id}/{action}", responses={404: {}, 409: {}})
-def control_run(run_id: RunId, action: Literal["pause", "resume", "stop"], ctx: Ctx) -> dict[str, str]:
+def _control(ctx: Ctx, run_id: str, action: str) -> dict[str, str]:
     try:
         state = ctx.runs.control(run_id, action)
     except NotFound as exc:
@@ -68,6 +67,21 @@ def control_run(run_id: RunId, action: Literal["pause", "resume", "stop"], ctx: 
     except Conflict as exc:
         raise HTTPException(409, str(exc)) from None
     return {"id": run_id, "state": state}
+
+
+@router.post("/{run_id}/pause", responses={404: {}, 409: {}})
+def pause_run(run_id: RunId, ctx: Ctx) -> dict[str, str]:
+    return _control(ctx, run_id, "pause")
+
+
+@router.post("/{run_id}/resume", responses={404: {}, 409: {}})
+def resume_run(run_id: RunId, ctx: Ctx) -> dict[str, str]:
+    return _control(ctx, run_id, "resume")
+
+
+@router.post("/{run_id}/stop", responses={404: {}, 409: {}})
+def stop_run(run_id: RunId, ctx: Ctx) -> dict[str, str]:
+    return _control(ctx, run_id, "stop")
 
 
 @router.delete("/{run_id}", status_code=204, responses={404: {}})
