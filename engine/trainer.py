@@ -37,6 +37,7 @@ class TrainConfig:
     histogram_bins: int = 30  # bins of every weight/bias/gradient histogram; 0 turns histograms off
     progress_every: float = 0.2  # seconds between BatchProgress events
     misclassified_kept: int = 24  # test samples listed per epoch as misclassified
+    divergence_factor: float = 1e3  # a batch loss this many times the first batch's (or non-finite) = diverged
 
 
 # ---- events -------------------------------------------------------------------------------------
@@ -177,6 +178,7 @@ class Trainer:
         x_buf: np.ndarray = np.empty((c.batch_size, d.x_train.shape[1]), dtype=model.dtype)
         self._set_state("running")
         end: RunEnd | None = None
+        first_loss: float | None = None
         for epoch in range(1, c.epochs + 1):
             started = time.perf_counter()
             snapshot = [p.copy() for p, _ in model.parameters()]  # the last weights known to be finite
@@ -200,14 +202,17 @@ class Trainer:
                 self.optimizer.lr = self._lr(epoch - 1 + b / batches)
                 with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # checked just below
                     loss, logits = model.loss_and_backward(xb, yb)
-                if not np.isfinite(loss):
+                if first_loss is None:
+                    first_loss = max(loss, 1.0) if np.isfinite(loss) else 1.0
+                if not np.isfinite(loss) or loss > first_loss * c.divergence_factor:
                     if not all(np.isfinite(p).all() for p, _ in model.parameters()):
                         for (p, _), saved in zip(model.parameters(), snapshot, strict=True):
                             p[...] = saved
                     end = RunEnd(
                         "diverged",
-                        f"loss became {loss} at epoch {epoch}, batch {b + 1}: the learning rate is probably "
-                        "too high. The last finite weights were kept.",
+                        f"the loss exploded to {loss:.4g} at epoch {epoch}, batch {b + 1} (it started at "
+                        f"{first_loss:.3g}): the learning rate is probably too high. "
+                        "The last finite weights were kept.",
                         self.epochs_done,
                     )
                     break

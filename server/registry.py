@@ -43,7 +43,7 @@ class ModelRegistry:
         path = self.path_of(model_id)
         try:
             mtime = path.stat().st_mtime
-        except FileNotFoundError:
+        except OSError:  # missing, or the models directory itself is unusable
             if model_id == "default":
                 raise UnknownModel("the default model is not ready yet (it is being trained); try again soon") from None
             raise UnknownModel(f"no model with id {model_id!r}") from None
