@@ -272,3 +272,16 @@ def test_every_kind_of_image_predicts_or_gets_a_clear_4xx(client: TestClient) ->
         assert r.status_code in expected, (name, r.status_code, r.text)
         if r.status_code != 200:
             assert isinstance(r.json()["detail"], str) and r.json()["detail"], name
+
+
+@pytest.mark.slow
+def test_soak_script_runs_clean() -> None:
+    """Opt-in (pytest -m slow): the bounded soak, one minute, must report no errors."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "benchmarks/soak.py", "--clients", "30", "--minutes", "1"], cwd=root, timeout=300
+    )
+    assert done.returncode == 0
