@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest data bench clean frontend
+.PHONY: run test lint typecheck pytest data bench clean frontend chromium venv
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -24,6 +24,15 @@ $(FRONTEND_STAMP): frontend/package.json frontend/package-lock.json
 
 frontend: $(FRONTEND_STAMP)
 
+# The browser tests drive Debian's Chromium (Playwright's own browser download does not work on these machines).
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "the browser tests need /usr/bin/chromium: sudo apt-get install chromium" >&2; exit 1; fi; \
+	fi
+
 run: $(STAMP) frontend
 	$(BIN)/nnplay serve
 
@@ -34,7 +43,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) frontend data
+pytest: $(STAMP) frontend data chromium
 	$(BIN)/pytest
 
 test: lint typecheck pytest
