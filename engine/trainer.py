@@ -178,12 +178,13 @@ class Trainer:
         self._set_state("running")
         end: RunEnd | None = None
         first_loss: float | None = None
+        last_report = time.perf_counter()  # not reset per epoch: short epochs still report progress
         for epoch in range(1, c.epochs + 1):
             started = time.perf_counter()
             snapshot = [p.copy() for p, _ in model.parameters()]  # the last weights known to be finite
             order = self._shuffle_rng.permutation(n)
             loss_sum, correct, seen = 0.0, 0, 0
-            window_loss, window_batches, last_report = 0.0, 0, time.perf_counter()
+            window_loss, window_batches = 0.0, 0
             for b in range(batches):
                 if not self._resume.is_set():
                     self._set_state("paused")

@@ -62,6 +62,7 @@ class Subscriber:
         self.wake = asyncio.Event()
         self.overflowed = False
         self.closed = False
+        self.close_code = 1000
 
     def push(self, kind: str, text: str) -> None:
         if kind == "progress":
@@ -75,8 +76,9 @@ class Subscriber:
                 self.queue.append(text)
         self.wake.set()
 
-    def close(self) -> None:
+    def close(self, code: int = 1000) -> None:
         self.closed = True
+        self.close_code = code
         self.wake.set()
 
     async def drain(self) -> list[str]:
@@ -176,7 +178,7 @@ class RunManager:
 
     def _rebalance_blas(self) -> None:
         running = max(1, self.running_count())
-        threadpool_limits(limits=max(1, (os.cpu_count() or 1) // running), user_api="blas")
+        threadpool_limits(limits=max(1, len(os.sched_getaffinity(0)) // running), user_api="blas")  # respects cpusets
 
     def get_active(self, run_id: str) -> ActiveRun | None:
         return self.active.get(run_id)
@@ -205,6 +207,7 @@ class RunManager:
             run.pause_requested = False
             if run.trainer is not None:
                 run.trainer.resume()
+                return "resuming" if run.state == "paused" else run.state
             return run.state
         raise Conflict(f"unknown action {action!r}")
 
@@ -242,8 +245,10 @@ class RunManager:
                 run.trainer.stop()
             if run.thread is not None:
                 threads.append(run.thread)
+            end = {"type": "end", "run_id": run.id, "state": "interrupted", "message": "the server is shutting down"}
             for sub in run.subscribers:
-                sub.close()
+                sub.push("end", dumps(end))
+                sub.close(1001)  # going away
         for t in threads:
             await asyncio.to_thread(t.join, 5)
         self.store.mark_interrupted()

@@ -175,6 +175,18 @@ async function main() {
       $('copy-note').textContent = `Copy this link: ${location.href}`;
     }
   });
+  // In-page links (nav, skip link) scroll and move focus without touching location.hash, which holds the
+  // experiment (#config=...): following them must not lose the link to it.
+  document.addEventListener('click', (event) => {
+    const link = event.target.closest('a[href^="#"]');
+    const target = link && document.getElementById(link.getAttribute('href').slice(1));
+    if (!target) return;
+    event.preventDefault();
+    target.scrollIntoView({ behavior: 'smooth', block: 'start' });
+    const heading = target.querySelector('h2') || target;
+    heading.setAttribute('tabindex', '-1');
+    heading.focus({ preventScroll: true });
+  });
   window.addEventListener('hashchange', () => {
     configFromHash();
     const run = hashParams().get('run');

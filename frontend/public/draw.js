@@ -111,7 +111,7 @@ export class DrawPad {
     for (const b of this.bars) {
       b.fill.style.width = '0%';
       b.value.textContent = '–';
-      b.li.classList.remove('top');
+      b.li.classList.remove('best');
     }
     const seen = $('pred-input');
     seen.getContext('2d').clearRect(0, 0, seen.width, seen.height);
@@ -156,7 +156,7 @@ export class DrawPad {
       const bar = this.bars[d];
       bar.fill.style.width = `${Math.max(0, Math.min(1, v)) * 100}%`;
       bar.value.textContent = fmtPct(v, 0);
-      bar.li.classList.toggle('top', d === best);
+      bar.li.classList.toggle('best', d === best);
     });
     drawDigit($('pred-input'), result.input.flat(), { scale: 255 });
   }

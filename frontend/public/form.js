@@ -30,10 +30,10 @@ const LABELS = {
   linear: 'linear (none)',
   softmax: 'softmax',
   cross_entropy: 'cross-entropy',
-  mse: 'mean squared error',
-  he: 'He (for ReLU)',
-  xavier: 'Xavier (sigmoid/tanh)',
-  naive: 'naive (randn × 0.01)',
+  mse: 'MSE',
+  he: 'He',
+  xavier: 'Xavier',
+  naive: 'naive',
   sgd: 'SGD',
   momentum: 'SGD + momentum',
   nesterov: 'Nesterov momentum',
@@ -402,8 +402,13 @@ export class BuildForm {
       ? `(${layerSizes(config).join(' → ')})`
       : '';
     const warnings = valid ? warningsFor(config) : [];
-    const box = $('warnings');
-    box.replaceChildren(...warnings.map((w) => el('p', { class: 'warning' }, el('strong', {}, 'Heads up: '), w)));
+    // only touch the aria-live box when the warnings change, or screen readers repeat them at every keystroke
+    if (warnings.join('\n') !== this.shownWarnings) {
+      this.shownWarnings = warnings.join('\n');
+      $('warnings').replaceChildren(
+        ...warnings.map((w) => el('p', { class: 'warning' }, el('strong', {}, 'Heads up: '), w)),
+      );
+    }
     this.lastValid = valid;
     this.refreshStart();
     this.onChange(config, valid);
@@ -415,8 +420,11 @@ export class BuildForm {
   }
 
   setCanStart(on, reason) {
+    const box = $('form-error');
+    if (!on && reason) box.textContent = reason;
+    else if (on && !this.canStart && box.textContent === this.cannotStartReason) box.textContent = '';
+    this.cannotStartReason = on ? '' : reason;
     this.canStart = on;
-    if (reason) $('form-error').textContent = reason;
     this.refreshStart();
   }
 

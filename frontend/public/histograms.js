@@ -188,7 +188,8 @@ export class Histograms {
     const { sd } = spread(newest.h);
     ctx.fillText(`σ ${fmtShort(sd)}`, width - pad.right, 10);
     ctx.textAlign = 'left';
-    ctx.fillText(n > 1 ? `epochs ${slices[0].epoch}–${newest.epoch}` : `epoch ${newest.epoch}`, pad.left, 10);
+    const span = n > 1 ? `${slices[0].epoch}–${newest.epoch}` : `${newest.epoch}`;
+    ctx.fillText(width < 150 ? `ep ${span}` : `epoch${n > 1 ? 's' : ''} ${span}`, pad.left, 10);
     panel.caption.textContent = `${panel.kind.label} · σ ${fmtShort(sd)}`;
   }
 }

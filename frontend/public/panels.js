@@ -82,7 +82,7 @@ export function renderConfusion(table, matrix) {
   const head = el(
     'thead',
     {},
-    el('tr', {}, el('th', { scope: 'col', class: 'corner' }, 'true↓ pred→'), ...matrix.map((_, j) => el('th', { scope: 'col' }, String(j)))),
+    el('tr', {}, el('th', { scope: 'col', class: 'corner' }, 'pred→', el('br'), 'true↓'), ...matrix.map((_, j) => el('th', { scope: 'col' }, String(j)))),
   );
   const body = el('tbody');
   matrix.forEach((row, i) => {

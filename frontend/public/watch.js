@@ -8,22 +8,22 @@ import { Histograms } from './histograms.js';
 import { drawFilters, renderConfusion, renderMisclassified } from './panels.js';
 import { $, configSummary, fmtDuration, fmtLoss, fmtPct, trainingSummary } from './util.js';
 
+// Advice per state; for the states that end a run, the server's own message comes first ("Diverged: loss
+// became inf at epoch 1, batch 6: ..."), then this advice.
 const HINTS = {
   queued: 'Waiting for a free training slot: it starts as soon as a running run ends.',
-  running: '',
   pausing: 'Pausing after the current batch…',
   resuming: 'Resuming…',
   stopping: 'Stopping after the current batch…',
   paused: 'Paused between two batches. Resume to carry on; nothing is lost.',
-  finished: '',
-  stopped: 'Stopped on request. If at least one epoch finished, its model was kept for drawing.',
+  stopped: 'If at least one epoch finished, that model was kept for drawing.',
   diverged:
-    'Diverged: the loss became infinite or NaN, so training stopped. Lower the learning rate (or try Adam, He ' +
-    'init, a smaller network); the last finite weights were kept.',
-  interrupted:
-    'Interrupted: the server stopped while this run was training. Use “Copy config to the form” and start it again.',
-  failed: 'Failed: the server could not train this run (the message says why).',
+    'The loss became infinite or NaN, so training stopped: lower the learning rate (or try Adam, He init, a ' +
+    'smaller network).',
+  interrupted: 'Use “Copy config to the form” and start it again.',
+  failed: 'The server could not train this run.',
 };
+const ENDED_BADLY = new Set(['diverged', 'failed', 'interrupted', 'stopped']);
 const ACTIVE = new Set(['queued', 'running', 'paused', 'pausing', 'resuming', 'stopping']);
 
 export class RunWatcher {
@@ -89,7 +89,7 @@ export class RunWatcher {
 
   connection(status, delay) {
     const text = {
-      live: 'live',
+      live: '· live',
       reconnecting: `connection lost; reconnecting in ${Math.round((delay || 0) / 1000)} s…`,
       unknown: '',
       done: '',
@@ -193,16 +193,22 @@ export class RunWatcher {
     badge.textContent = state === 'connecting' ? 'connecting…' : state;
     badge.className = `state state-${state}`;
     if (message !== undefined && this.run) this.run.message = message;
-    const serverMessage = this.run?.message && !ACTIVE.has(state) ? this.run.message : '';
     let hint = HINTS[state] ?? '';
+    if (ENDED_BADLY.has(state)) {
+      const said = (this.run?.message || '').trim().replace(/\.+$/, '');
+      const title = state[0].toUpperCase() + state.slice(1);
+      hint = said ? `${title}: ${said}. ${hint}` : `${title}. ${hint}`;
+    }
     if (state === 'finished' && this.lastEpoch) {
-      hint = `Finished: ${fmtPct(this.lastEpoch.test_accuracy, 2)} of the test digits right. Draw one below to try it.`;
+      const acc = this.lastEpoch.test_accuracy;
+      hint =
+        acc !== null && acc < 0.2
+          ? `Finished, but it learned next to nothing: ${fmtPct(acc, 2)} right, where guessing gets 10%. Look at ` +
+            'the gradient histograms, then try ReLU, cross-entropy, He init or another learning rate.'
+          : `Finished: ${fmtPct(acc, 2)} of the test digits right. Draw one below to try it.`;
     }
     if (state === 'idle') hint = 'Start a run on the left, or open a past one from the run list below.';
-    if (state === 'connecting') hint = '';
-    $('run-hint').textContent = [serverMessage && state !== 'finished' ? `${serverMessage}.` : '', hint]
-      .filter(Boolean)
-      .join(' ');
+    $('run-hint').textContent = hint;
     $('run-hint').classList.toggle('bad', ['diverged', 'failed', 'interrupted'].includes(state));
     const has = Boolean(this.run);
     $('btn-pause').disabled = !has || !['queued', 'running', 'resuming'].includes(state);

@@ -34,9 +34,8 @@ async def run_socket(websocket: WebSocket, run_id: str) -> None:
     sub = ctx.runs.subscribe(run_id)  # before the snapshot: nothing can fall between the two
     await websocket.send_text(dumps({"type": "snapshot", "run": detail}))
     if sub is None:  # the run is over: the snapshot is the whole story
-        await websocket.send_text(
-            dumps({"type": "end", "run_id": run_id, "state": detail["state"], "message": detail["message"]})
-        )
+        end = {key: detail[key] for key in ("state", "message", "test_accuracy", "has_model")}
+        await websocket.send_text(dumps({"type": "end", "run_id": run_id, **end}))
         await websocket.close()
         return
     sender = asyncio.create_task(_send_loop(websocket, sub))
@@ -58,7 +57,7 @@ async def _send_loop(websocket: WebSocket, sub: Subscriber) -> None:
                 await websocket.close(code=1013, reason="client too slow; reconnect for a fresh snapshot")
                 return
             if sub.closed:
-                await websocket.close(code=1000)
+                await websocket.close(code=sub.close_code)
                 return
     except (WebSocketDisconnect, RuntimeError, OSError):
         return

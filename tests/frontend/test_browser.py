@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, ViewportSize, expect, sync_playwright
 
 from tests.conftest import LiveServer, start_server, stop_server
 
@@ -22,8 +22,8 @@ pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 # Runs before any page script: records CSP violations (they are events, not always console messages) and
 # every text the state / progress elements show, so short-lived states ("running" between resume and the
@@ -79,8 +79,8 @@ def browser() -> Iterator[Browser]:
         b.close()
 
 
-def new_page(browser: Browser, viewport: dict[str, int]) -> tuple[Page, Problems]:
-    context = browser.new_context(viewport=viewport)  # type: ignore[arg-type]
+def new_page(browser: Browser, viewport: ViewportSize) -> tuple[Page, Problems]:
+    context = browser.new_context(viewport=viewport)
     context.add_init_script(INIT_SCRIPT)
     page = context.new_page()
     page.set_default_timeout(15_000)
@@ -95,6 +95,32 @@ def load(page: Page, url: str) -> float:
     return float(page.evaluate("window.__nnplayReadyMs"))
 
 
+def record_dialogs(page: Page, accept: bool) -> list[str]:
+    """Answer every alert/confirm of the page (accept or dismiss) and keep their messages."""
+    seen: list[str] = []
+
+    def handle(dialog: Dialog) -> None:
+        seen.append(dialog.message)
+        if accept:
+            dialog.accept()
+        else:
+            dialog.dismiss()
+
+    page.on("dialog", handle)
+    return seen
+
+
+def wait_js(page: Page, expression: str, timeout: float = 15) -> None:
+    """Poll a JS expression until it is truthy. Not Page.wait_for_function: Playwright builds that predicate with
+    eval, which this page's CSP (script-src 'self') rightly refuses; page.evaluate goes through the devtools
+    protocol and is not subject to it."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for: {expression}")
+        time.sleep(0.1)
+
+
 def shot(page: Page, artifacts: Path, name: str, full_page: bool = True) -> None:
     page.screenshot(path=str(artifacts / name), full_page=full_page)
 
@@ -107,7 +133,9 @@ def canvas_ink(page: Page, selector: str) -> int:
               const c = document.querySelector(sel);
               const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
               let n = 0;
-              for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && (d[i] < 230 || d[i + 1] < 230 || d[i + 2] < 230)) n++;
+              for (let i = 0; i < d.length; i += 4) {
+                if (d[i + 3] > 0 && (d[i] < 230 || d[i + 1] < 230 || d[i + 2] < 230)) n++;
+              }
               return n;
             }""",
             selector,
@@ -164,7 +192,7 @@ def test_build_train_draw_reload(browser: Browser, live_server: LiveServer, arti
     # 784*32+32 + 32*10+10
     expect(page.locator("#param-count")).to_have_text("25,450")
     expect(page.locator("#f-preset")).to_have_value("custom")
-    page.wait_for_function("location.hash.includes('config=')")
+    wait_js(page, "location.hash.includes('config=')")
     shot(page, artifacts_dir, "02-form-1280.png")
 
     # ---- train: start, pause at once (the trainer honours it before its first batch), resume --------
@@ -225,7 +253,7 @@ def test_build_train_draw_reload(browser: Browser, live_server: LiveServer, arti
     expect(item.locator("a[data-role=download]")).to_have_attribute("href", re.compile(r"/api/runs/r[0-9a-f]+/model"))
     item.locator("button[data-role=open]").click()
     expect(page.locator("#run-state")).to_have_text("finished")
-    page.wait_for_function("window.__nnplay.watcher.charts.epochs.length === 4")
+    wait_js(page, "window.__nnplay.watcher.charts.epochs.length === 4")
     expect(page.locator("#histograms canvas.hist-canvas")).to_have_count(6)
     shot(page, artifacts_dir, "06-reloaded-1280.png")
     run_id = item.get_attribute("data-id")
@@ -237,7 +265,7 @@ def test_build_train_draw_reload(browser: Browser, live_server: LiveServer, arti
     phone, phone_problems = new_page(browser, PHONE)
     load(phone, f"{live_server.url}/#run={run_id}")
     expect(phone.locator("#run-state")).to_have_text("finished")
-    phone.wait_for_function("window.__nnplay.watcher.charts.epochs.length === 4")
+    wait_js(phone, "window.__nnplay.watcher.charts.epochs.length === 4")
     assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     columns = phone.evaluate("getComputedStyle(document.querySelector('.layout')).gridTemplateColumns")
     assert len(columns.split()) == 1, columns
@@ -258,31 +286,52 @@ def test_build_train_draw_reload(browser: Browser, live_server: LiveServer, arti
     assert not phone_all, phone_all
 
 
-def test_runs_survive_a_server_restart(browser: Browser, live_server: LiveServer, artifacts_dir: Path) -> None:
-    """A finished run's curves come back from the store after the server restarts (same data dir)."""
-    config: dict[str, Any] = {
-        "name": "before-restart",
-        "layers": [{"units": 16, "activation": "relu", "dropout": 0.0}],
-        "batch_size": 100,
-        "epochs": 2,
-        "train_subset": 2000,
-    }
-    run_id = httpx.post(f"{live_server.url}/api/runs", json=config).json()["id"]
+def train(server: LiveServer, config: dict[str, Any]) -> str:
+    """Start a run through the API and wait until it is over; returns its id."""
+    response = httpx.post(f"{server.url}/api/runs", json=config)
+    assert response.status_code == 201, response.text
+    run_id = str(response.json()["id"])
     deadline = time.monotonic() + 60
-    while httpx.get(f"{live_server.url}/api/runs/{run_id}").json()["state"] != "finished":
+    while httpx.get(f"{server.url}/api/runs/{run_id}").json()["state"] in ("queued", "running", "paused"):
         assert time.monotonic() < deadline, "the run did not finish"
         time.sleep(0.2)
+    return run_id
+
+
+def test_runs_survive_a_server_restart(browser: Browser, live_server: LiveServer, artifacts_dir: Path) -> None:
+    """Finished runs come back from the store after a restart (same data dir): open one, overlay two, delete one."""
+    small: dict[str, Any] = {"layers": [{"units": 16}], "batch_size": 100, "epochs": 2, "train_subset": 2000}
+    train(live_server, {**small, "name": "restart-a"})
+    train(live_server, {**small, "name": "restart-b", "learning_rate": 0.01, "optimizer": {"name": "momentum"}})
     stop_server(live_server)
     again = start_server(live_server.data_dir, live_server.log_path)
     try:
         page, problems = new_page(browser, DESKTOP)
         load(page, again.url)
-        item = page.locator("#run-list li", has_text="before-restart")
-        expect(item.locator(".state")).to_have_text("finished")
-        item.locator("button[data-role=open]").click()
+        item_a = page.locator("#run-list li", has_text="restart-a")
+        item_b = page.locator("#run-list li", has_text="restart-b")
+        expect(item_a.locator(".state")).to_have_text("finished")
+        expect(item_b.locator(".run-config")).to_have_text("784-16-10 relu momentum lr 0.01")
+        item_a.locator("button[data-role=open]").click()
         expect(page.locator("#run-summary")).to_contain_text("After epoch 2/2")
-        page.wait_for_function("window.__nnplay.watcher.charts.epochs.length === 2")
-        shot(page, artifacts_dir, "08-after-restart-1280.png", full_page=False)
+        wait_js(page, "window.__nnplay.watcher.charts.epochs.length === 2")
+
+        # overlay both runs' curves
+        item_a.locator("input[data-role=compare]").check()
+        item_b.locator("input[data-role=compare]").check()
+        expect(page.locator("#compare-hint")).to_have_text("Comparing 2 runs.")
+        expect(page.locator("#chart-compare .u-legend .u-series")).to_have_count(3)  # epoch + 2 runs
+        expect(page.locator("#chart-compare .u-legend")).to_contain_text("restart-b")
+        page.select_option("#compare-metric", "test_loss")
+        expect(page.locator("#chart-compare .u-legend .u-series")).to_have_count(3)
+        shot(page, artifacts_dir, "08-after-restart-compare-1280.png")
+
+        # delete, after a confirm dialog
+        dialogs = record_dialogs(page, accept=True)
+        item_b.locator("button[data-role=delete]").click()
+        expect(item_b).to_have_count(0)
+        assert dialogs and "restart-b" in dialogs[0], dialogs
+        assert [r["name"] for r in httpx.get(f"{again.url}/api/runs").json()] == ["restart-a"]
         assert not problems.all(), problems.all()
         page.context.close()
     finally:
@@ -296,8 +345,7 @@ def test_run_name_is_shown_as_text(browser: Browser, live_server: LiveServer) ->
     response = httpx.post(f"{live_server.url}/api/runs", json=config)
     assert response.status_code == 201, response.text
     page, problems = new_page(browser, DESKTOP)
-    dialogs: list[str] = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    dialogs = record_dialogs(page, accept=False)
     load(page, live_server.url)
     name = page.locator("#run-list .run-name").first
     expect(name).to_have_text(evil)
