@@ -52,11 +52,13 @@ def new_id(prefix: str) -> str:
 
 class Subscriber:
     """One WebSocket client's outbox. Progress messages merge (only the newest is kept); epoch, state and end
-    messages are never dropped: a client that falls ``maxsize`` of them behind is disconnected instead, and
-    redraws from a fresh snapshot when it reconnects. Memory per client is therefore bounded."""
+    messages are never dropped: a client that falls ``maxsize`` of them (or ``max_bytes``) behind is
+    disconnected instead, and redraws from a fresh snapshot when it reconnects. Memory per client is bounded."""
 
-    def __init__(self, maxsize: int) -> None:
+    def __init__(self, maxsize: int, max_bytes: int) -> None:
         self.maxsize = maxsize
+        self.max_bytes = max_bytes
+        self.queued_bytes = 0
         self.queue: deque[str] = deque()
         self.progress: str | None = None
         self.wake = asyncio.Event()
@@ -70,10 +72,11 @@ class Subscriber:
         else:
             if kind == "epoch":
                 self.progress = None  # progress of a finished epoch is stale
-            if len(self.queue) >= self.maxsize:
+            if len(self.queue) >= self.maxsize or self.queued_bytes + len(text) > self.max_bytes:
                 self.overflowed = True
             else:
                 self.queue.append(text)
+                self.queued_bytes += len(text)
         self.wake.set()
 
     def close(self, code: int = 1000) -> None:
@@ -86,6 +89,7 @@ class Subscriber:
         self.wake.clear()
         out = list(self.queue)
         self.queue.clear()
+        self.queued_bytes = 0
         if self.progress is not None:
             out.append(self.progress)
             self.progress = None
@@ -215,7 +219,7 @@ class RunManager:
         run = self.active.get(run_id)
         if run is None:
             return None
-        sub = Subscriber(self.settings.ws_queue_size)
+        sub = Subscriber(self.settings.ws_queue_size, self.settings.ws_queue_bytes)
         run.subscribers.add(sub)
         return sub
 

@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     max_canvas_side: int = 2048  # pixels, width or height of a drawing
     max_ws_message_bytes: int = 16 * 1024  # a message a client sends over the WebSocket
     ws_queue_size: int = 64  # epoch/state messages buffered per WebSocket client before it is dropped
+    ws_queue_bytes: int = 2 * 1024 * 1024  # ... or this many bytes of them, whichever comes first
+    ws_send_timeout: float = 10.0  # seconds a client may leave one message unaccepted before it is dropped
 
     @property
     def db_path(self) -> Path:

@@ -38,7 +38,7 @@ async def run_socket(websocket: WebSocket, run_id: str) -> None:
         await websocket.send_text(dumps({"type": "end", "run_id": run_id, **end}))
         await websocket.close()
         return
-    sender = asyncio.create_task(_send_loop(websocket, sub))
+    sender = asyncio.create_task(_send_loop(websocket, sub, ctx.settings.ws_send_timeout))
     try:
         await _receive_loop(websocket, ctx, run_id, sender)
     finally:
@@ -48,18 +48,20 @@ async def run_socket(websocket: WebSocket, run_id: str) -> None:
             await sender
 
 
-async def _send_loop(websocket: WebSocket, sub: Subscriber) -> None:
+async def _send_loop(websocket: WebSocket, sub: Subscriber, timeout: float) -> None:
     try:
         while True:
             for text in await sub.drain():
-                await websocket.send_text(text)
+                # a client that stops reading fills its TCP window; past the timeout it is dropped, so the
+                # messages it holds (and its socket) do not pile up in the server
+                await asyncio.wait_for(websocket.send_text(text), timeout)
             if sub.overflowed:  # too slow to keep up: it must reconnect and redraw from a snapshot
                 await websocket.close(code=1013, reason="client too slow; reconnect for a fresh snapshot")
                 return
             if sub.closed:
                 await websocket.close(code=sub.close_code)
                 return
-    except (WebSocketDisconnect, RuntimeError, OSError):
+    except (WebSocketDisconnect, RuntimeError, OSError, TimeoutError):
         return
 
 
