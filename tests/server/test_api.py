@@ -277,3 +277,14 @@ def test_every_preset_config_is_accepted_by_post(client: TestClient) -> None:
         r = client.post("/api/runs", json={**body, "epochs": 1, "train_subset": 1000, "batch_size": 10})
         assert r.status_code == 201, (preset.name, r.text)
         client.post(f"/api/runs/{r.json()['id']}/stop")
+
+
+def test_page_docs_and_vendored_libraries_are_served_locally(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200 and "<html" in page.text.lower()
+    docs = client.get("/docs").text
+    assert "/vendor/swagger-ui/swagger-ui-bundle.js" in docs  # no CDN: the docs work offline
+    for path in ("/vendor/swagger-ui/swagger-ui-bundle.js", "/vendor/uplot/uPlot.iife.min.js", "/openapi.json"):
+        assert client.get(path).status_code == 200, path
+    assert client.get("/api/nothing-here").status_code == 404
+    assert client.put("/api/runs").status_code == 405
