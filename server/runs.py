@@ -79,6 +79,9 @@ class Subscriber:
                 self.queued_bytes += len(text)
         self.wake.set()
 
+    def pending(self) -> bool:
+        return bool(self.queue) or self.progress is not None
+
     def close(self, code: int = 1000) -> None:
         self.closed = True
         self.close_code = code

@@ -58,7 +58,7 @@ async def _send_loop(websocket: WebSocket, sub: Subscriber, timeout: float) -> N
             if sub.overflowed:  # too slow to keep up: it must reconnect and redraw from a snapshot
                 await websocket.close(code=1013, reason="client too slow; reconnect for a fresh snapshot")
                 return
-            if sub.closed:
+            if sub.closed and not sub.pending():  # close only once everything queued before it is sent
                 await websocket.close(code=sub.close_code)
                 return
     except (WebSocketDisconnect, RuntimeError, OSError, TimeoutError):
