@@ -285,3 +285,49 @@ def test_soak_script_runs_clean() -> None:
         [sys.executable, "benchmarks/soak.py", "--clients", "30", "--minutes", "1"], cwd=root, timeout=300
     )
     assert done.returncode == 0
+
+
+def test_uploaded_models_are_checked_and_nothing_is_executed(tmp_path: Path, mnist_source: Path) -> None:
+    import io
+
+    import numpy as np
+
+    from engine.model import Model, ModelSpec
+
+    s = Settings(data_dir=make_data_dir(tmp_path, mnist_source), train_default_model=False, max_model_bytes=2_000_000)
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (marker.write_text, ("x",))
+
+    good = Model.build(RunConfig(layers=[{"units": 8}]).model_spec())  # type: ignore[list-item]
+    with np.load(io.BytesIO(good.to_bytes()), allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+
+    def npz(**changes: Any) -> bytes:
+        buf = io.BytesIO()
+        np.savez(buf, **{**arrays, **changes})
+        return buf.getvalue()
+
+    wrong_io = Model.build(ModelSpec(input_size=10, output_size=3))
+    attacks = {
+        "pickled object array": npz(layer0_W=np.array([Evil()], dtype=object)),
+        "wrong shape": npz(layer0_W=np.zeros((784, 9), np.float32)),
+        "spec/array mismatch": npz(layer2_W=np.zeros((8, 10), np.float32)),
+        "NaN weights": npz(layer1_W=np.full((8, 10), np.nan, np.float32)),
+        "not 784 -> 10": wrong_io.to_bytes(),
+        "not a zip": b"hello",
+    }
+    with TestClient(create_app(s)) as client:
+        for name, payload in attacks.items():
+            r = client.post("/api/models", content=payload)
+            assert r.status_code == 422, (name, r.text)
+            assert "rejected model" in r.json()["detail"], name
+        huge = client.post("/api/models", content=b"\0" * 2_000_001)
+        assert huge.status_code == 413 and "max_model_bytes" in huge.json()["detail"]
+        assert client.post("/api/models", content=good.to_bytes()).status_code == 201
+    assert not marker.exists()
+    assert {p.name for p in (s.data_dir / "models").iterdir()} <= {
+        p.name for p in (s.data_dir / "models").glob("m*.npz")
+    }

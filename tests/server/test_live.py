@@ -131,3 +131,26 @@ def test_kill_9_then_restart_keeps_finished_runs(tmp_path: Path, mnist_source: P
         assert cut["state"] == "interrupted" and len(cut["history"]) >= 1
     finally:
         stop_server(again)
+
+
+def test_default_model_is_trained_in_the_background_while_the_server_answers(
+    tmp_path: Path, mnist_source: Path
+) -> None:
+    server = start_server(
+        make_data_dir(tmp_path, mnist_source), tmp_path / "server.log", {"NNPLAY_TRAIN_DEFAULT_MODEL": "1"}
+    )
+    try:
+        http = httpx.Client(base_url=server.url, timeout=10)
+        health = http.get("/api/health").json()
+        assert health["default_model"] == "training" and health["default_model_run"]
+        assert http.post("/api/predict", json={"image": digit_png()}).status_code == 404  # not yet, and says so
+        deadline = time.monotonic() + 240
+        while http.get("/api/health").json()["default_model"] != "ready":
+            assert time.monotonic() < deadline, "the default model took too long"
+            time.sleep(0.5)
+        run = http.get(f"/api/runs/{health['default_model_run']}").json()
+        assert run["kind"] == "default" and run["test_accuracy"] >= 0.98  # the preset's promise, on real MNIST
+        r = http.post("/api/predict", json={"image": digit_png()})
+        assert r.status_code == 200 and r.json()["model"] == "default" and r.json()["digit"] == 7
+    finally:
+        stop_server(server)
