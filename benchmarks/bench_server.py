@@ -6,6 +6,7 @@
   * /api/predict latency, p50/p99 over 1000 calls while a run trains (goal p99 < 50 ms end to end), and
     the server-side time of the same calls;
   * time from an epoch's end (stamped by the server) to its message reaching a reading client (goal p99 < 50 ms).
+With --crowd --clients 50 --stalled 17: training speed with that crowd watching against nobody watching.
 
 usage: python benchmarks/bench_server.py [--epochs 6] [--subset 30000]
 """
@@ -87,6 +88,32 @@ async def watched_run(base: str, ws_base: str, config: RunConfig, clients: int, 
         return {"epoch_seconds": list(np.diff(epoch_seconds)), "delivery": delivery, "counts": counts}
 
 
+async def unwatched_run(base: str, config: RunConfig) -> list[float]:
+    """The same run with no client attached: epoch end times come from the stored history afterwards."""
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        run_id = (await http.post("/api/runs", json=config.model_dump())).json()["id"]
+        while (run := (await http.get(f"/api/runs/{run_id}")).json())["state"] in ("queued", "running"):
+            await asyncio.sleep(0.5)
+        return list(np.diff([e["ended_at"] for e in run["history"]]))
+
+
+def crowd(server_url: str, ws_url: str, config: RunConfig, clients: int, stalled: int, repeats: int) -> None:
+    """The hardening issue's promise: training speed with a crowd watching vs with nobody watching, in the
+    same server, runs interleaved."""
+    alone: list[float] = []
+    watched: list[float] = []
+    for i in range(repeats):
+        for crowded in (False, True) if i % 2 == 0 else (True, False):
+            if crowded:
+                watched += asyncio.run(watched_run(server_url, ws_url, config, clients, stalled))["epoch_seconds"]
+            else:
+                alone += asyncio.run(unwatched_run(server_url, config))
+    med = statistics.median
+    print(f"no clients          {1 / med(alone):.3f} epochs/s")
+    print(f"{clients} clients ({stalled} never read) {1 / med(watched):.3f} epochs/s")
+    print(f"ratio               {med(alone) / med(watched):.3f}   (goal >= 0.95), {repeats} runs each, interleaved")
+
+
 async def predict_while_training(base: str, long_config: RunConfig) -> dict[str, Any]:
     """A run trains while /api/predict is called 1000 times."""
     async with httpx.AsyncClient(base_url=base, timeout=30) as http:
@@ -112,6 +139,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--clients", type=int, default=5, help="WebSocket clients watching each run")
     parser.add_argument("--stalled", type=int, default=1, help="how many of them never read")
+    parser.add_argument("--crowd", action="store_true", help="only compare --clients watchers against none")
     args = parser.parse_args()
     config = RunConfig(layers=[LayerConfig(units=128)], epochs=args.epochs, train_subset=args.subset)
     predict_config = config.model_copy(update={"epochs": 50})
@@ -125,6 +153,10 @@ def main() -> None:
             Trainer(model, quick.train_config(), mnist_arrays(load_mnist())).run()
             (data_dir / "models").mkdir(exist_ok=True)
             model.save(data_dir / "models" / "default.npz")
+            if args.crowd:
+                asyncio.run(unwatched_run(server.url, config))  # warm-up: the server loads MNIST once
+                crowd(server.url, server.ws_url, config, args.clients, args.stalled, args.repeats)
+                return
             alone: list[float] = []
             served: dict[str, Any] = {"epoch_seconds": [], "delivery": [], "counts": []}
             for _ in range(args.repeats):  # interleaved, so drifting machine load hits both alike

@@ -35,7 +35,7 @@ class TrainConfig:
     seed: int = 0  # one integer makes the whole run reproducible, bit for bit
     train_subset: int | None = None  # train on this many samples (a seeded random subset); None = all
     histogram_bins: int = 30  # bins of every weight/bias/gradient histogram; 0 turns histograms off
-    progress_every: float = 0.2  # seconds between BatchProgress events
+    progress_every: float = 0.33  # seconds between BatchProgress events
     misclassified_kept: int = 24  # test samples listed per epoch as misclassified
     divergence_factor: float = 1e3  # a batch loss this many times the first batch's (or non-finite) = diverged
 

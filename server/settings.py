@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     max_ws_message_bytes: int = 16 * 1024  # a message a client sends over the WebSocket
     ws_queue_size: int = 64  # epoch/state messages buffered per WebSocket client before it is dropped
     ws_queue_bytes: int = 2 * 1024 * 1024  # ... or this many bytes of them, whichever comes first
+    ws_extras_interval: float = 1.0  # seconds: filters and misclassified digits go out at most this often
     ws_send_timeout: float = 10.0  # seconds a client may leave one message unaccepted before it is dropped
 
     @property
