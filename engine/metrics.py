@@ -27,5 +27,6 @@ class Histogram:
         finite = values[np.isfinite(values)] if not np.isfinite(values).all() else values
         if finite.size == 0:
             return cls(edges=[0.0, 1.0], counts=[0])
-        counts, edges = np.histogram(finite, bins=bins)
+        # float64: float32 values spanning more than ~3.4e38 would overflow the bin width computation
+        counts, edges = np.histogram(finite.astype(np.float64), bins=bins)
         return cls(edges=edges.astype(float).tolist(), counts=counts.astype(int).tolist())

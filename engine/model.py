@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
+from numpy.lib.npyio import NpzFile
 
 from engine.activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
 from engine.initializers import INITS
@@ -211,49 +212,37 @@ class Model:
 
     @classmethod
     def load(cls, source: str | Path | BinaryIO | bytes) -> Model:
+        """Load and check a model file. The header and the archive's directory are checked before any array
+        is read, so a small file that declares a huge array (or a pickled one) is refused without
+        allocating or unpickling anything."""
         if isinstance(source, bytes):
             source = io.BytesIO(source)
         try:
-            with np.load(source, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-        except ValueError as exc:  # object arrays need pickle, which we refuse
+            data = np.load(source, allow_pickle=False)
+            if not isinstance(data, NpzFile):
+                raise ModelFormatError("not an .npz archive")
+            with data:
+                spec, meta, dtype, expected = cls._read_header(data)
+                names = set(data.files) - {"header"}
+                if names != set(expected):
+                    missing, extra = sorted(set(expected) - names), sorted(names - set(expected))
+                    raise ModelFormatError(f"arrays do not match the spec (missing {missing}, unexpected {extra})")
+                for name, shape in expected.items():
+                    declared = _member_size(data, name)
+                    if declared > int(np.prod(shape)) * np.dtype(dtype).itemsize + 4096:
+                        raise ModelFormatError(f"{name} is larger than the spec allows")
+                arrays = {name: data[name] for name in expected}
+        except ModelFormatError:
+            raise
+        except (ValueError, TypeError, KeyError) as exc:  # object arrays need pickle, which we refuse
             raise ModelFormatError(f"not a valid model file: {exc}") from None
-        except (OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
-            raise ModelFormatError(f"not a valid .npz model file: {exc}") from None
-        return cls.from_arrays(arrays)
-
-    @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> Model:
-        header_arr = arrays.pop("header", None)
-        if header_arr is None or header_arr.dtype.kind != "U" or header_arr.shape != ():
-            raise ModelFormatError("not an nnplay model: missing JSON header")
-        try:
-            header = json.loads(str(header_arr))
-        except json.JSONDecodeError as exc:
-            raise ModelFormatError(f"model header is not valid JSON: {exc}") from None
-        if not isinstance(header, dict) or header.get("format") != "nnplay-model":
-            raise ModelFormatError("not an nnplay model: wrong format tag")
-        if header.get("version") != FORMAT_VERSION:
-            raise ModelFormatError(f"unsupported model format version {header.get('version')!r}")
-        spec = ModelSpec.from_dict(header.get("spec"))
-        meta = header.get("meta") or {}
-        if not isinstance(meta, dict):
-            raise ModelFormatError("model meta must be a JSON object")
-        sizes = spec.layer_sizes
-        expected: dict[str, tuple[int, ...]] = {}
-        for i, (a, b) in enumerate(itertools.pairwise(sizes)):
-            expected[f"layer{i}_W"] = (a, b)
-            expected[f"layer{i}_b"] = (b,)
-        if set(arrays) != set(expected):
-            missing, extra = sorted(set(expected) - set(arrays)), sorted(set(arrays) - set(expected))
-            raise ModelFormatError(f"arrays do not match the spec (missing {missing}, unexpected {extra})")
-        dtypes = {arr.dtype for arr in arrays.values()}
-        if len(dtypes) != 1 or next(iter(dtypes)) not in (np.dtype(np.float32), np.dtype(np.float64)):
-            raise ModelFormatError("weights must all be float32 or all float64")
-        dtype = next(iter(dtypes)).type
+        except (OSError, EOFError, zipfile.BadZipFile, zlib.error, RecursionError, MemoryError) as exc:
+            raise ModelFormatError(f"not a valid .npz model file: {type(exc).__name__}") from None
         for name, shape in expected.items():
             if arrays[name].shape != shape:
                 raise ModelFormatError(f"{name} has shape {arrays[name].shape}, the spec needs {shape}")
+            if arrays[name].dtype != np.dtype(dtype):
+                raise ModelFormatError(f"{name} is {arrays[name].dtype}; weights must all be float32 or all float64")
             if not np.isfinite(arrays[name]).all():
                 raise ModelFormatError(f"{name} contains NaN or infinite values")
         model = cls.build(spec, dtype=dtype)
@@ -262,3 +251,35 @@ class Model:
             layer.params["W"][...] = arrays[f"layer{i}_W"]
             layer.params["b"][...] = arrays[f"layer{i}_b"]
         return model
+
+    @staticmethod
+    def _read_header(data: NpzFile) -> tuple[ModelSpec, dict[str, Any], type, dict[str, tuple[int, ...]]]:
+        if "header" not in data.files or _member_size(data, "header") > 1_000_000:
+            raise ModelFormatError("not an nnplay model: missing JSON header")
+        header_arr = data["header"]
+        if header_arr.dtype.kind != "U" or header_arr.shape != ():
+            raise ModelFormatError("not an nnplay model: missing JSON header")
+        try:
+            header = json.loads(str(header_arr))
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise ModelFormatError(f"model header is not valid JSON: {type(exc).__name__}") from None
+        if not isinstance(header, dict) or header.get("format") != "nnplay-model":
+            raise ModelFormatError("not an nnplay model: wrong format tag")
+        if header.get("version") != FORMAT_VERSION:
+            raise ModelFormatError("unsupported model format version")
+        spec = ModelSpec.from_dict(header.get("spec"))
+        meta = header.get("meta") or {}
+        if not isinstance(meta, dict):
+            raise ModelFormatError("model meta must be a JSON object")
+        dtype: type = np.float64 if header.get("dtype") == "float64" else np.float32
+        expected: dict[str, tuple[int, ...]] = {}
+        for i, (a, b) in enumerate(itertools.pairwise(spec.layer_sizes)):
+            expected[f"layer{i}_W"] = (a, b)
+            expected[f"layer{i}_b"] = (b,)
+        return spec, meta, dtype, expected
+
+
+def _member_size(data: NpzFile, name: str) -> int:
+    """Uncompressed size the archive declares for an array, read from its directory without loading it."""
+    assert data.zip is not None
+    return data.zip.getinfo(f"{name}.npy").file_size

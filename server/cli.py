@@ -14,9 +14,14 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
+from engine.activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
+from engine.initializers import INITS
+from engine.losses import LOSSES
 from engine.metrics import accuracy, confusion_matrix
 from engine.mnist import MnistError, fetch_mnist, load_mnist
 from engine.model import Model, ModelFormatError
+from engine.optimizers import OPTIMIZERS
+from engine.schedules import SCHEDULES
 from engine.trainer import BatchProgress, EpochEnd, Event, Trainer, mnist_arrays
 from server.presets import PRESETS, get_preset
 from server.schemas import RunConfig
@@ -210,18 +215,18 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a network on MNIST and print each epoch")
     train.add_argument("--preset", help=f"start from a preset: {', '.join(p.name for p in PRESETS)}")
     train.add_argument("--hidden", type=int, nargs="*", help="units of each hidden layer, e.g. --hidden 256 128")
-    train.add_argument("--activation", choices=["relu", "leaky_relu", "sigmoid", "tanh", "linear"])
+    train.add_argument("--activation", choices=HIDDEN_ACTIVATIONS)
     train.add_argument("--dropout", type=float)
-    train.add_argument("--output", choices=["softmax", "sigmoid", "linear"], help="output activation")
-    train.add_argument("--loss", choices=["cross_entropy", "mse"])
-    train.add_argument("--optimizer", choices=["sgd", "momentum", "nesterov", "adam"])
+    train.add_argument("--output", choices=OUTPUT_ACTIVATIONS, help="output activation")
+    train.add_argument("--loss", choices=LOSSES)
+    train.add_argument("--optimizer", choices=OPTIMIZERS)
     train.add_argument("--momentum", type=float)
     train.add_argument("--lr", type=float, help="learning rate")
-    train.add_argument("--schedule", choices=["constant", "step", "cosine"])
+    train.add_argument("--schedule", choices=SCHEDULES)
     train.add_argument("--batch-size", type=int)
     train.add_argument("--epochs", type=int)
     train.add_argument("--l2", type=float, help="weight decay")
-    train.add_argument("--init", choices=["he", "xavier", "naive"])
+    train.add_argument("--init", choices=INITS)
     train.add_argument("--seed", type=int)
     train.add_argument("--train-subset", type=int, help="train on this many images")
     train.add_argument("--out", help="save the trained model here (.npz)")

@@ -47,12 +47,16 @@ class AppContext:
         ctx.runs.on_default_model.append(ctx._install_default)
         return ctx
 
-    def _install_default(self, run: ActiveRun, model: Model) -> None:
+    def _install_default(self, run: ActiveRun, state: str, model: Model | None) -> None:
+        self.default_model_run = None
+        if state != "finished" or model is None:
+            self.default_model_error = f"the default model's run ended {state}: {run.id}"
+            return
         try:
             self.models.install_default(self.settings.models_dir / f"{run.id}.npz")
+            self.default_model_error = None
         except OSError as exc:
             self.default_model_error = f"could not install the default model: {exc}"
-        self.default_model_run = None
 
     def default_model_state(self) -> str:
         if self.models.default_ready():

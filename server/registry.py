@@ -32,7 +32,7 @@ class ModelRegistry:
 
     def path_of(self, model_id: str) -> Path:
         if not ID_PATTERN.match(model_id):
-            raise UnknownModel(f"no model with id {model_id!r}")
+            raise UnknownModel("no model with this id")
         return self.settings.models_dir / f"{model_id}.npz"
 
     def default_ready(self) -> bool:
@@ -46,7 +46,7 @@ class ModelRegistry:
         except OSError:  # missing, or the models directory itself is unusable
             if model_id == "default":
                 raise UnknownModel("the default model is not ready yet (it is being trained); try again soon") from None
-            raise UnknownModel(f"no model with id {model_id!r}") from None
+            raise UnknownModel("no model with this id") from None
         with self._lock:
             hit = self._cache.get(model_id)
             if hit is not None and hit[0] == mtime:
@@ -71,18 +71,22 @@ class ModelRegistry:
         self.forget("default")
 
     def upload(self, model_id: str, name: str, payload: bytes) -> Model:
-        model = Model.load(payload)  # validates: no pickle, header, spec vs arrays, finite weights
+        model = Model.load(payload)  # validates: no pickle, header, spec vs arrays, sizes, finite weights
         if model.spec.input_size != 784 or model.spec.output_size != 10:
             raise ModelFormatError("the model must take 784 inputs (28x28 pixels) and give 10 outputs (digits)")
+        accuracy = model.meta.get("test_accuracy")
+        if not (isinstance(accuracy, float | int) and not isinstance(accuracy, bool) and 0 <= accuracy <= 1):
+            accuracy = None  # free-form metadata from the file: only a plausible accuracy is listed
         self.settings.models_dir.mkdir(parents=True, exist_ok=True)
         path = self.path_of(model_id)
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_bytes(payload)
         tmp.replace(path)
-        accuracy = model.meta.get("test_accuracy")
-        self.store.add_model(
-            model_id, name, model.spec.to_dict(), float(accuracy) if isinstance(accuracy, int | float) else None
-        )
+        try:
+            self.store.add_model(model_id, name, model.spec.to_dict(), accuracy)
+        except Exception:
+            path.unlink(missing_ok=True)  # no file without its row
+            raise
         return model
 
     def listing(self) -> list[dict[str, Any]]:

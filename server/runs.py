@@ -249,6 +249,7 @@ class RunManager:
         threads = []
         for run in list(self.active.values()):
             run.interrupted = True
+            run.stop_requested = True  # a run still loading its data stops as soon as its trainer exists
             if run.trainer is not None:
                 run.trainer.stop()
             if run.thread is not None:
@@ -275,28 +276,31 @@ class RunManager:
             sub.push(kind, text)
 
     def _train(self, run: ActiveRun) -> None:
-        started = time.time()
-        self.store.update_run(run.id, state="running", started_at=started)
+        # Whatever happens in here (a bug, a full disk, no memory), the run must end through _finish: a thread
+        # that dies silently would hold a concurrency slot for ever.
+        try:
+            state, message, saved = self._train_and_save(run)
+        except Exception as exc:
+            log.exception("run %s failed", run.id)
+            state, message, saved = "failed", f"training failed: {type(exc).__name__}: {exc}", None
+        self._call_loop(self._finish, run, state, message, saved)
+
+    def _train_and_save(self, run: ActiveRun) -> tuple[str, str, Model | None]:
+        self.store.update_run(run.id, state="running", started_at=time.time())
         self._publish(run, "state", {"type": "state", "run_id": run.id, "state": "running"})
         try:
             raw, data = self.mnist.get()
             model = Model.build(run.config.model_spec(), seed=run.config.seed)
             trainer = Trainer(model, run.config.train_config(), data, on_event=lambda e: self._on_event(run, e, raw))
         except (MnistError, ValueError, MemoryError) as exc:
-            self._call_loop(self._finish, run, "failed", str(exc), None)
-            return
+            return "failed", str(exc), None
         run.trainer = trainer
         if run.pause_requested:
             trainer.pause()
         if run.stop_requested:
             trainer.stop()
         run.clock = time.perf_counter()
-        try:
-            end = trainer.run()
-        except Exception as exc:  # a bug must not take the server down: the run says what happened
-            log.exception("run %s failed", run.id)
-            self._call_loop(self._finish, run, "failed", f"training failed: {type(exc).__name__}: {exc}", None)
-            return
+        end = trainer.run()
         state, message = end.state, end.message
         if run.interrupted:
             state, message = "interrupted", "the server stopped while this run was active"
@@ -314,7 +318,7 @@ class RunManager:
                 saved = model
             except OSError as exc:
                 message += f" (the model could not be saved: {exc.strerror or exc})"
-        self._call_loop(self._finish, run, state, message, saved)
+        return state, message, saved
 
     def _call_loop(self, fn: Any, *args: Any) -> None:
         if self.loop is not None and not self.loop.is_closed() and not self.shutting_down:
@@ -323,7 +327,13 @@ class RunManager:
                 return
             except RuntimeError:
                 pass
-        fn(*args)  # no loop to hand over to (shutdown or tests): finish in this thread
+        # No loop to hand over to (shutting down): record the end from this thread; the subscribers were
+        # already told and closed by shutdown(), and must not be touched off the loop.
+        run, state, message, model = args
+        with contextlib.suppress(Exception):
+            self.store.update_run(
+                run.id, state=state, message=message, finished_at=time.time(), has_model=int(model is not None)
+            )
 
     def _on_event(self, run: ActiveRun, event: Event, raw: Mnist) -> None:
         if isinstance(event, BatchProgress):
@@ -390,7 +400,10 @@ class RunManager:
                 run.id, state=state, message=message, finished_at=time.time(), has_model=int(model is not None)
             )
         run.state = state
-        stored = self.store.get_run(run.id) or {}
+        try:
+            stored = self.store.get_run(run.id) or {}
+        except Exception:  # the database is unusable: the clients still hear how the run ended
+            stored = {}
         final = {
             "type": "end",
             "run_id": run.id,
@@ -405,9 +418,9 @@ class RunManager:
             sub.push("end", dumps(final))
             sub.close()
         self.active.pop(run.id, None)
-        if run.kind == "default" and state == "finished" and model is not None:
+        if run.kind == "default":  # told of every ending, so a stopped or failed default run is not "training" for ever
             for callback in self.on_default_model:
-                callback(run, model)
+                callback(run, state, model)
         if not self.shutting_down:
             self._start_queued()
             self._rebalance_blas()

@@ -63,6 +63,8 @@ class RunConfig(StrictModel):
     def _consistent(self) -> RunConfig:
         if self.loss == "cross_entropy" and self.output_activation == "linear":
             raise ValueError("cross_entropy needs a softmax or sigmoid output activation")
+        if self.optimizer.name == "nesterov" and self.optimizer.momentum == 0:
+            raise ValueError("nesterov needs a momentum above 0")
         if self.batch_size > (self.train_subset or MNIST_TRAIN_SIZE):
             raise ValueError("batch_size is larger than the training set")
         return self
@@ -142,7 +144,10 @@ def limits_of(settings: Settings) -> dict[str, Any]:
 class PredictRequest(StrictModel):
     image: Annotated[str | None, Field(description="a PNG as a data URL: data:image/png;base64,...")] = None
     pixels: Annotated[list[list[float]] | None, Field(description="28x28 numbers, 0-1 or 0-255, ink high")] = None
-    model: Annotated[str | None, Field(max_length=64, description="a model or run id; default if absent")] = None
+    model: Annotated[
+        str | None,
+        Field(pattern=r"^(default|[rm][0-9a-f]{10})$", description="a model or run id; the default model if absent"),
+    ] = None
 
 
 class PredictResponse(BaseModel):

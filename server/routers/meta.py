@@ -7,6 +7,11 @@ from typing import Any
 from fastapi import APIRouter
 
 from engine import mnist
+from engine.activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
+from engine.initializers import INITS
+from engine.losses import LOSSES
+from engine.optimizers import OPTIMIZERS
+from engine.schedules import SCHEDULES
 from server.context import Ctx
 from server.presets import PRESETS
 from server.schemas import Preset, limits_of
@@ -15,7 +20,7 @@ router = APIRouter(prefix="/api", tags=["meta"])
 
 
 @router.get("/health")
-def health(ctx: Ctx) -> dict[str, Any]:
+async def health(ctx: Ctx) -> dict[str, Any]:
     return {
         "status": "ok",
         "mnist": "ready" if ctx.mnist.ready() else ("fetching" if ctx.mnist_fetching else "missing"),
@@ -62,11 +67,11 @@ def presets() -> list[Preset]:
 @router.get("/options")
 def options(ctx: Ctx) -> dict[str, Any]:
     return {
-        "activations": ["relu", "leaky_relu", "sigmoid", "tanh", "linear"],
-        "output_activations": ["softmax", "sigmoid", "linear"],
-        "losses": ["cross_entropy", "mse"],
-        "optimizers": ["sgd", "momentum", "nesterov", "adam"],
-        "schedules": ["constant", "step", "cosine"],
-        "inits": ["he", "xavier", "naive"],
+        "activations": list(HIDDEN_ACTIVATIONS),
+        "output_activations": list(OUTPUT_ACTIVATIONS),
+        "losses": list(LOSSES),
+        "optimizers": list(OPTIMIZERS),
+        "schedules": list(SCHEDULES),
+        "inits": list(INITS),
         "limits": limits_of(ctx.settings),
     }

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Request
+from starlette.concurrency import run_in_threadpool
 
 from engine.activations import stable_softmax
 from engine.model import ModelFormatError
@@ -43,11 +45,12 @@ async def upload_model(
         raise HTTPException(422, "the request body must be an .npz model file")
     model_id = new_id("m")
     try:
-        model = ctx.models.upload(model_id, name, payload)
+        # off the event loop: checking a 40 MB file takes a moment
+        model = await run_in_threadpool(ctx.models.upload, model_id, name, payload)
     except ModelFormatError as exc:
         raise HTTPException(422, f"rejected model: {exc}") from None
-    except OSError as exc:
-        raise HTTPException(507, f"could not store the model: {exc.strerror or exc}") from None
+    except (OSError, sqlite3.Error) as exc:
+        raise HTTPException(507, f"could not store the model: {getattr(exc, 'strerror', None) or exc}") from None
     return {"id": model_id, "name": name, "spec": model.spec.to_dict()}
 
 
@@ -64,7 +67,7 @@ def predict(body: PredictRequest, ctx: Ctx) -> PredictResponse:
     except UnknownModel as exc:
         raise HTTPException(404, str(exc)) from None
     except ModelFormatError as exc:
-        raise HTTPException(422, f"model {body.model!r} cannot be loaded: {exc}") from None
+        raise HTTPException(422, f"the model cannot be loaded: {exc}") from None
     logits, out = model.forward(image.reshape(1, -1).astype(model.dtype))
     # present the outputs as a distribution whatever the output layer: softmax already is one
     if model.spec.output_activation == "softmax":

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Response
 from fastapi.responses import FileResponse
 
 from server.context import Ctx
+from server.messages import dumps
 from server.runs import Conflict, NotFound, QueueFull
 from server.schemas import LimitError, RunConfig, RunCreated
 
@@ -17,22 +17,32 @@ router = APIRouter(prefix="/api/runs", tags=["runs"])
 RunId = Annotated[str, Path(pattern=r"^r[0-9a-f]{10}$", description="a run id such as r0123456789")]
 
 
-def run_detail(ctx: Ctx, run_id: str, with_history: bool = True) -> dict[str, Any]:
+def run_summary(ctx: Ctx, run_id: str) -> dict[str, Any]:
     run = ctx.store.get_run(run_id)
     if run is None:
-        raise HTTPException(404, f"no run with id {run_id!r}")
+        raise HTTPException(404, "no run with this id")
     active = ctx.runs.get_active(run_id)
     if active is not None:
         run["state"] = active.state
-    if with_history:
-        run["history"] = [json.loads(e) for e in ctx.store.history(run_id)]
-        extras = ctx.store.extras(run_id)
-        run["extras"] = json.loads(extras) if extras else None
     return run
 
 
+def run_detail_json(ctx: Ctx, run_id: str) -> str:
+    """The run with its whole history, as JSON text. The stored epochs are already strict JSON, so they are
+    spliced in rather than parsed and re-encoded: a 200-epoch history costs milliseconds, not half a second of
+    the event loop."""
+    head = dumps(run_summary(ctx, run_id))
+    history = ",".join(ctx.store.history(run_id))
+    extras = ctx.store.extras(run_id) or "null"
+    return f'{head[:-1]},"history":[{history}],"extras":{extras}}}'
+
+
+# The handlers below are `async` on purpose: they are short, and running on the event loop keeps every
+# RunManager change on one thread (sync handlers would run in a thread pool, racing the loop).
+
+
 @router.post("", status_code=201, responses={409: {}, 422: {}, 429: {}})
-def create_run(config: RunConfig, ctx: Ctx) -> RunCreated:
+async def create_run(config: RunConfig, ctx: Ctx) -> RunCreated:
     try:
         run = ctx.runs.create(config)
     except LimitError as exc:
@@ -45,7 +55,7 @@ def create_run(config: RunConfig, ctx: Ctx) -> RunCreated:
 
 
 @router.get("")
-def list_runs(ctx: Ctx) -> list[dict[str, Any]]:
+async def list_runs(ctx: Ctx) -> list[dict[str, Any]]:
     runs = ctx.store.list_runs()
     for run in runs:
         active = ctx.runs.get_active(run["id"])
@@ -54,9 +64,14 @@ def list_runs(ctx: Ctx) -> list[dict[str, Any]]:
     return runs
 
 
-@router.get("/{run_id}", responses={404: {}})
-def get_run(run_id: RunId, ctx: Ctx) -> dict[str, Any]:
-    return run_detail(ctx, run_id)
+@router.get(
+    "/{run_id}",
+    response_class=Response,
+    responses={200: {"content": {"application/json": {"schema": {"type": "object"}}}}, 404: {}},
+)
+async def get_run(run_id: RunId, ctx: Ctx) -> Response:
+    """Config, state and the full per-epoch history (histograms included), plus the latest bulky views."""
+    return Response(run_detail_json(ctx, run_id), media_type="application/json")
 
 
 def _control(ctx: Ctx, run_id: str, action: str) -> dict[str, str]:
@@ -70,17 +85,17 @@ def _control(ctx: Ctx, run_id: str, action: str) -> dict[str, str]:
 
 
 @router.post("/{run_id}/pause", responses={404: {}, 409: {}})
-def pause_run(run_id: RunId, ctx: Ctx) -> dict[str, str]:
+async def pause_run(run_id: RunId, ctx: Ctx) -> dict[str, str]:
     return _control(ctx, run_id, "pause")
 
 
 @router.post("/{run_id}/resume", responses={404: {}, 409: {}})
-def resume_run(run_id: RunId, ctx: Ctx) -> dict[str, str]:
+async def resume_run(run_id: RunId, ctx: Ctx) -> dict[str, str]:
     return _control(ctx, run_id, "resume")
 
 
 @router.post("/{run_id}/stop", responses={404: {}, 409: {}})
-def stop_run(run_id: RunId, ctx: Ctx) -> dict[str, str]:
+async def stop_run(run_id: RunId, ctx: Ctx) -> dict[str, str]:
     return _control(ctx, run_id, "stop")
 
 

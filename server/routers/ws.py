@@ -13,7 +13,7 @@ from starlette.websockets import WebSocketState
 
 from server.context import AppContext
 from server.messages import dumps
-from server.routers.runs import run_detail
+from server.routers.runs import run_detail_json, run_summary
 from server.runs import Conflict, NotFound, Subscriber
 
 router = APIRouter()
@@ -26,15 +26,15 @@ async def run_socket(websocket: WebSocket, run_id: str) -> None:
     ctx: AppContext = websocket.app.state.ctx
     await websocket.accept()
     try:
-        detail = run_detail(ctx, run_id)
+        summary = run_summary(ctx, run_id)
     except HTTPException:
         await websocket.send_text(dumps({"type": "error", "detail": "no run with this id"}))
         await websocket.close(code=4404)
         return
     sub = ctx.runs.subscribe(run_id)  # before the snapshot: nothing can fall between the two
-    await websocket.send_text(dumps({"type": "snapshot", "run": detail}))
+    await websocket.send_text(f'{{"type":"snapshot","run":{run_detail_json(ctx, run_id)}}}')
     if sub is None:  # the run is over: the snapshot is the whole story
-        end = {key: detail[key] for key in ("state", "message", "test_accuracy", "has_model")}
+        end = {key: summary[key] for key in ("state", "message", "test_accuracy", "has_model")}
         await websocket.send_text(dumps({"type": "end", "run_id": run_id, **end}))
         await websocket.close()
         return
@@ -95,7 +95,7 @@ async def _receive_loop(websocket: WebSocket, ctx: AppContext, run_id: str, send
 def _handle_control(ctx: AppContext, run_id: str, text: str) -> dict[str, Any] | None:
     try:
         data = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # malformed, or nested deep enough to exhaust the parser
         return {"type": "error", "detail": 'messages must be JSON objects such as {"action": "pause"}'}
     if not isinstance(data, dict) or data.get("action") not in ACTIONS:
         return {"type": "error", "detail": f'unknown message: send {{"action": one of {list(ACTIONS)}}}'}

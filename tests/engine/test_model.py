@@ -105,3 +105,10 @@ def test_truncated_zip_is_a_format_error() -> None:
     for cut in (b"PK\x03\x04 not really", data[: len(data) // 2], data[:-30]):
         with pytest.raises(ModelFormatError):
             Model.load(cut)
+
+
+def test_histograms_survive_float32_values_spanning_the_whole_range() -> None:
+    from engine.metrics import Histogram
+
+    h = Histogram.of(np.array([-3e38, 0.0, 3e38], np.float32), bins=10)
+    assert sum(h.counts) == 3 and len(h.edges) == 11

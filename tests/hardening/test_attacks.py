@@ -139,9 +139,9 @@ def test_websocket_message_over_the_limit_closes_1009_and_garbage_gets_an_error(
         replies = []
         async with websockets.connect(f"{server.ws_url}/ws/runs/{run_id}", max_size=2**24) as ws:
             await ws.recv()  # snapshot
-            for junk in ("not json", "[1, 2]", '{"action": 42}', "\x00\xff"):
+            for junk in ("not json", "[1, 2]", '{"action": 42}', "\x00\xff", "[" * 15_000):
                 await ws.send(junk)
-            while len(replies) < 4:
+            while len(replies) < 5:
                 m = json.loads(await ws.recv())
                 if m["type"] == "error":
                     replies.append(m["detail"])
@@ -154,7 +154,7 @@ def test_websocket_message_over_the_limit_closes_1009_and_garbage_gets_an_error(
             return replies, ws.close_code
 
     replies, code = asyncio.run(attack())
-    assert len(replies) == 4
+    assert len(replies) == 5
     assert code == 1009
     assert httpx.get(f"{server.url}/api/runs/{run_id}").json()["state"] in ("running", "paused")
     httpx.post(f"{server.url}/api/runs/{run_id}/stop")
@@ -305,6 +305,11 @@ def test_uploaded_models_are_checked_and_nothing_is_executed(tmp_path: Path, mni
     with np.load(io.BytesIO(good.to_bytes()), allow_pickle=False) as f:
         arrays = {k: f[k] for k in f.files}
 
+    def npy_bytes(array: Any) -> bytes:
+        buf = io.BytesIO()
+        np.save(buf, array)
+        return buf.getvalue()
+
     def npz(**changes: Any) -> bytes:
         buf = io.BytesIO()
         np.savez(buf, **{**arrays, **changes})
@@ -318,6 +323,10 @@ def test_uploaded_models_are_checked_and_nothing_is_executed(tmp_path: Path, mni
         "NaN weights": npz(layer1_W=np.full((8, 10), np.nan, np.float32)),
         "not 784 -> 10": wrong_io.to_bytes(),
         "not a zip": b"hello",
+        "a bare .npy": npy_bytes(np.zeros(3, np.float32)),
+        "header nested 5000 deep": npz(header=np.array("[" * 5000 + "]" * 5000)),
+        "declares a huge array": npz(layer0_W=np.zeros((784, 8), np.float32), junk=np.zeros(1, np.float32)),
+        "oversized member": npz(layer1_b=np.zeros(200_000, np.float32)),
     }
     with TestClient(create_app(s)) as client:
         for name, payload in attacks.items():
@@ -327,6 +336,9 @@ def test_uploaded_models_are_checked_and_nothing_is_executed(tmp_path: Path, mni
         huge = client.post("/api/models", content=b"\0" * 2_000_001)
         assert huge.status_code == 413 and "max_model_bytes" in huge.json()["detail"]
         assert client.post("/api/models", content=good.to_bytes()).status_code == 201
+        good.meta = {"test_accuracy": 10**400}  # absurd metadata is ignored, not a crash
+        r = client.post("/api/models", content=good.to_bytes())
+        assert r.status_code == 201 and all(m["test_accuracy"] is None for m in client.get("/api/models").json())
     assert not marker.exists()
     assert {p.name for p in (s.data_dir / "models").iterdir()} <= {
         p.name for p in (s.data_dir / "models").glob("m*.npz")

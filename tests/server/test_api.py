@@ -160,6 +160,7 @@ def test_pause_resume_stop_over_the_socket(client: TestClient) -> None:
         ({"l2": 1e308}, "l2"),
         ({"train_subset": 10, "batch_size": 64}, "batch_size"),
         ({"optimizer": {"name": "rmsprop"}}, "name"),
+        ({"optimizer": {"name": "nesterov", "momentum": 0.0}}, "nesterov"),
         ({"colour": "red"}, "colour"),
         ({"loss": "cross_entropy", "output_activation": "linear"}, "cross_entropy"),
     ],
@@ -213,6 +214,8 @@ def test_unknown_ids_and_path_like_names(client: TestClient) -> None:
     assert client.post("/api/runs/r0000000000/pause").status_code == 404
     assert client.delete("/api/runs/r0000000000").status_code == 404
     r = client.post("/api/predict", json={"pixels": [[0] * 28] * 27 + [[1] * 28], "model": "../../etc/passwd"})
+    assert r.status_code == 422  # refused by the id pattern before any path is built
+    r = client.post("/api/predict", json={"pixels": [[0] * 28] * 27 + [[1] * 28], "model": "r0000000000"})
     assert r.status_code == 404
     with client.websocket_connect("/ws/runs/r0000000000") as ws:
         assert json.loads(ws.receive_text())["type"] == "error"
@@ -288,3 +291,45 @@ def test_page_docs_and_vendored_libraries_are_served_locally(client: TestClient)
         assert client.get(path).status_code == 200, path
     assert client.get("/api/nothing-here").status_code == 404
     assert client.put("/api/runs").status_code == 405
+
+
+def test_model_ids_are_checked_and_never_echoed(client: TestClient) -> None:
+    r = client.post("/api/predict", json={"pixels": np.eye(28).tolist(), "model": "<script>alert(1)</script>"})
+    assert r.status_code == 422 and "<script>" not in r.text
+
+
+def test_a_stopped_default_model_run_does_not_leave_the_server_training_for_ever(
+    tmp_path: Path, mnist_source: Path
+) -> None:
+    settings = Settings(data_dir=make_data_dir(tmp_path, mnist_source), train_default_model=True)
+    with TestClient(create_app(settings)) as client:
+        health = client.get("/api/health").json()
+        assert health["default_model"] == "training"
+        run_id = health["default_model_run"]
+        client.post(f"/api/runs/{run_id}/stop")
+        wait_for_end(client, run_id)
+        health = client.get("/api/health").json()
+        assert health["default_model"] == "failed" and health["default_model_run"] is None
+        assert "stopped" in health["default_model_error"]
+        assert client.delete(f"/api/runs/{run_id}").status_code == 204
+
+
+def test_the_schema_offers_exactly_what_the_engine_implements() -> None:
+    from typing import get_args
+
+    from engine.activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
+    from engine.initializers import INITS
+    from engine.losses import LOSSES
+    from engine.optimizers import OPTIMIZERS
+    from engine.schedules import SCHEDULES
+    from server.schemas import LayerConfig, OptimizerConfig, ScheduleConfig
+
+    def literal(model: type, field: str) -> set[str]:
+        return set(get_args(model.model_fields[field].annotation))  # type: ignore[attr-defined]
+
+    assert literal(LayerConfig, "activation") == set(HIDDEN_ACTIVATIONS)
+    assert literal(RunConfig, "output_activation") == set(OUTPUT_ACTIVATIONS)
+    assert literal(RunConfig, "loss") == set(LOSSES)
+    assert literal(RunConfig, "init") == set(INITS)
+    assert literal(OptimizerConfig, "name") == set(OPTIMIZERS)
+    assert literal(ScheduleConfig, "name") == set(SCHEDULES)
