@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -145,7 +146,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ctx = AppContext.create(settings)
         app.state.ctx = ctx
         ctx.runs.attach(asyncio.get_running_loop())
-        interrupted = ctx.store.mark_interrupted()
+        try:
+            interrupted = ctx.store.mark_interrupted()
+        except sqlite3.Error as exc:  # a read-only or full data directory: start anyway and serve what is there
+            log.warning("cannot update the run database: %s", exc)
+            interrupted = 0
         if interrupted:
             log.warning("%d run(s) were cut off by the last shutdown and are marked interrupted", interrupted)
         loop = asyncio.get_running_loop()
@@ -169,6 +174,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": _clean_errors(exc.errors())})
+
+    @app.exception_handler(sqlite3.Error)
+    async def storage_error(request: Request, exc: sqlite3.Error) -> JSONResponse:
+        # A full disk or a read-only data directory: the action that needed a write fails clearly, and
+        # everything that only reads (runs, curves, models, predictions) keeps working.
+        return JSONResponse(status_code=507, content={"detail": f"the server could not write its database: {exc}"})
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

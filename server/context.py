@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import threading
@@ -38,7 +39,8 @@ class AppContext:
 
     @classmethod
     def create(cls, settings: Settings) -> AppContext:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):  # a read-only data dir that exists is still served
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
         if settings.seed_data_dir is not None:
             seed_from(settings.seed_data_dir, settings)
         store = Store(settings.db_path)

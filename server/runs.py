@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import secrets
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -260,7 +261,8 @@ class RunManager:
                 sub.close(1001)  # going away
         for t in threads:
             await asyncio.to_thread(t.join, 5)
-        self.store.mark_interrupted()
+        with contextlib.suppress(sqlite3.Error):  # a read-only or full data dir: nothing more can be recorded
+            self.store.mark_interrupted()
 
     # ---- the training thread -----------------------------------------------------------------------
 

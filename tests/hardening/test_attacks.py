@@ -343,3 +343,65 @@ def test_uploaded_models_are_checked_and_nothing_is_executed(tmp_path: Path, mni
     assert {p.name for p in (s.data_dir / "models").iterdir()} <= {
         p.name for p in (s.data_dir / "models").glob("m*.npz")
     }
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 4 MiB filesystem (tmpfs) that can be filled or remounted read-only; needs root to mount."""
+    import subprocess
+
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount_point)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.decode().strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def test_full_then_read_only_data_dir_gives_clear_errors_and_loses_nothing(tiny_disk: Path, mnist_source: Path) -> None:
+    import subprocess
+
+    from engine.mnist import mnist_dir
+    from engine.model import Model
+
+    data = tiny_disk / "data"
+    data.mkdir()
+    (data / "mnist").symlink_to(mnist_dir(mnist_source))  # the data set itself lives elsewhere
+    model_bytes = Model.build(RunConfig(layers=[{"units": 32}]).model_spec()).to_bytes()  # type: ignore[list-item]
+    with TestClient(create_app(Settings(data_dir=data, train_default_model=False))) as client:
+        first = client.post("/api/runs", json=SMALL).json()["id"]
+        assert wait_for_end(client, first)[-1]["state"] == "finished"
+        filler = tiny_disk / "filler"
+        with open(filler, "wb") as f:  # fill the disk to the last byte
+            try:
+                while True:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+            except OSError:
+                pass
+        r = client.post("/api/models", content=model_bytes)
+        assert r.status_code == 507 and "could not store" in r.json()["detail"]
+        second = client.post("/api/runs", json=SMALL)
+        if second.status_code == 201:  # the run row may still fit; then the model cannot
+            end = wait_for_end(client, second.json()["id"])[-1]
+            assert end["state"] in ("finished", "failed") and (not end["has_model"] or end["state"] == "finished")
+        else:
+            assert second.status_code == 507, second.text
+        assert client.get("/api/health").json()["status"] == "ok"
+        assert client.get(f"/api/runs/{first}").json()["state"] == "finished"  # nothing earlier is lost
+        assert client.post("/api/predict", json={"image": digit_png(), "model": first}).status_code == 200
+        filler.unlink()
+    # the same data directory, now read-only: the server starts and serves everything it has
+    subprocess.run(["mount", "-o", "remount,ro", str(tiny_disk)], check=True)
+    with TestClient(create_app(Settings(data_dir=data, train_default_model=True))) as client:
+        assert client.get("/api/health").json()["status"] == "ok"
+        assert client.get(f"/api/runs/{first}").json()["state"] == "finished"
+        assert len(client.get(f"/api/runs/{first}").json()["history"]) == 2
+        assert client.post("/api/predict", json={"image": digit_png(), "model": first}).status_code == 200
+        r = client.post("/api/models", content=model_bytes)
+        assert r.status_code == 507 and "read-only" in r.json()["detail"].lower()
+        third = client.post("/api/runs", json=SMALL)
+        assert third.status_code == 507 and "readonly" in third.json()["detail"].lower()
