@@ -21,11 +21,12 @@ import time
 
 import numpy as np
 
-from engine.mnist import load_mnist
-from engine.model import HiddenLayer, Model, ModelSpec
-from engine.trainer import BatchProgress, Dataset, EpochEnd, Event, TrainConfig, Trainer, mnist_arrays
+from engine.datasets.mnist import load_mnist, mnist_arrays
+from engine.model import Model, ModelSpec
+from engine.spec import DenseSpec
+from engine.trainer import BatchProgress, Dataset, EpochEnd, Event, TrainConfig, Trainer
 
-SPEC = ModelSpec(hidden=(HiddenLayer(128, "relu"),))
+SPEC = ModelSpec.mlp(hidden=(DenseSpec(128, "relu"),))
 BATCH = 128
 
 

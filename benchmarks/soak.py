@@ -22,10 +22,11 @@ import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.mnist import default_data_dir, load_mnist
+from engine.datasets.mnist import default_data_dir, load_mnist, mnist_arrays
 from engine.model import Model
-from engine.trainer import Trainer, mnist_arrays
-from server.schemas import LayerConfig, RunConfig
+from engine.trainer import Trainer
+from server.config import DenseConfig as LayerConfig
+from server.config import RunConfig
 from tests.conftest import make_data_dir, start_server, stop_server
 
 

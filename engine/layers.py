@@ -16,6 +16,7 @@ class Layer:
     def __init__(self) -> None:
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
+        self.buffers: dict[str, np.ndarray] = {}  # saved with the model but not trained (batchnorm's statistics)
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         raise NotImplementedError
@@ -102,3 +103,21 @@ class Dropout(Layer):
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         return grad_out if self._mask is None else grad_out * self._mask
+
+
+class Flatten(Layer):
+    """(N, H, W, C) -> (N, H*W*C): a view, and its inverse on the way back."""
+
+    kind = "flatten"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._shape: tuple[int, ...] | None = None
+
+    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        self._shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        assert self._shape is not None, "backward before forward"
+        return grad_out.reshape(self._shape)

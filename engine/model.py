@@ -1,143 +1,102 @@
-"""A feed-forward network built from a plain declarative spec, with save/load as ``.npz`` + JSON spec.
-
-The spec is the one description of an architecture that the CLI, the server and saved files share::
-
-    {"input_size": 784, "output_size": 10,
-     "hidden": [{"units": 128, "activation": "relu", "dropout": 0.0}],
-     "output_activation": "softmax", "loss": "cross_entropy", "init": "he"}
-"""
+"""A network built from a spec (engine/spec.py), run forward and backward, saved and loaded as ``.npz`` with a
+JSON header. Model files of format 1 (a stack of dense layers, before typed layers existed) still load."""
 
 from __future__ import annotations
 
 import io
-import itertools
-import json
-import zipfile
-import zlib
-from dataclasses import asdict, dataclass, field
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
-from numpy.lib.npyio import NpzFile
 
-from engine.activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
-from engine.initializers import INITS
-from engine.layers import ActivationLayer, Dense, Dropout, Layer
-from engine.losses import LOSSES, Loss, get_loss
+from engine.activations import stable_softmax
+from engine.layers import ActivationLayer, Dense, Dropout, Flatten, Layer
+from engine.losses import Loss, get_loss
+from engine.modelfile import read_model_file, write_model_file
+from engine.spec import (
+    BatchNormSpec,
+    Conv2DSpec,
+    DenseSpec,
+    FlattenSpec,
+    ModelFormatError,
+    ModelSpec,
+    PoolSpec,
+    describe,
+)
 
-FORMAT_VERSION = 1
-
-
-class ModelFormatError(ValueError):
-    """A spec or a model file that cannot describe a valid network."""
-
-
-@dataclass(frozen=True)
-class HiddenLayer:
-    units: int  # neurons in this fully connected layer
-    activation: str = "relu"  # one of HIDDEN_ACTIVATIONS
-    dropout: float = 0.0  # probability of zeroing each unit while training, in [0, 1)
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    hidden: tuple[HiddenLayer, ...] = (HiddenLayer(128),)  # hidden layers, input side first
-    input_size: int = 784  # features per sample (28 * 28 pixels for MNIST)
-    output_size: int = 10  # classes
-    output_activation: str = "softmax"  # one of OUTPUT_ACTIVATIONS
-    loss: str = "cross_entropy"  # "cross_entropy" or "mse"
-    init: str = "he"  # "he", "xavier" or "naive" (randn * 0.01)
-
-    def __post_init__(self) -> None:
-        def bad(msg: str) -> ModelFormatError:
-            return ModelFormatError(f"invalid model spec: {msg}")
-
-        for name, value in (("input_size", self.input_size), ("output_size", self.output_size)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise bad(f"{name} must be a positive integer")
-        for i, layer in enumerate(self.hidden):
-            if not isinstance(layer.units, int) or isinstance(layer.units, bool) or layer.units < 1:
-                raise bad(f"hidden[{i}].units must be a positive integer")
-            if layer.activation not in HIDDEN_ACTIVATIONS:
-                raise bad(f"hidden[{i}].activation must be one of {list(HIDDEN_ACTIVATIONS)}")
-            if not isinstance(layer.dropout, int | float) or not 0.0 <= layer.dropout < 1.0:
-                raise bad(f"hidden[{i}].dropout must be in [0, 1)")
-        if self.output_activation not in OUTPUT_ACTIVATIONS:
-            raise bad(f"output_activation must be one of {list(OUTPUT_ACTIVATIONS)}")
-        if self.loss not in LOSSES:
-            raise bad(f"loss must be one of {list(LOSSES)}")
-        if self.loss == "cross_entropy" and self.output_activation == "linear":
-            raise bad("cross_entropy needs a softmax or sigmoid output")
-        if self.init not in INITS:
-            raise bad(f"init must be one of {list(INITS)}")
-
-    @property
-    def layer_sizes(self) -> list[int]:
-        return [self.input_size, *(h.units for h in self.hidden), self.output_size]
-
-    @property
-    def parameter_count(self) -> int:
-        sizes = self.layer_sizes
-        return sum(a * b + b for a, b in itertools.pairwise(sizes))
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["hidden"] = [asdict(h) for h in self.hidden]
-        return d
-
-    @classmethod
-    def from_dict(cls, data: object) -> ModelSpec:
-        if not isinstance(data, dict):
-            raise ModelFormatError("invalid model spec: expected a JSON object")
-        known = {"hidden", "input_size", "output_size", "output_activation", "loss", "init"}
-        unknown = set(data) - known
-        if unknown:
-            raise ModelFormatError(f"invalid model spec: unknown keys {sorted(unknown)}")
-        hidden_raw = data.get("hidden", [])
-        if not isinstance(hidden_raw, list) or not all(isinstance(h, dict) for h in hidden_raw):
-            raise ModelFormatError("invalid model spec: hidden must be a list of objects")
-        try:
-            hidden = tuple(HiddenLayer(**h) for h in hidden_raw)
-            rest = {k: v for k, v in data.items() if k != "hidden"}
-            return cls(hidden=hidden, **rest)
-        except TypeError as exc:
-            raise ModelFormatError(f"invalid model spec: {exc}") from None
+__all__ = ["Model", "ModelFormatError", "ModelSpec"]
 
 
 @dataclass
 class Model:
     spec: ModelSpec
-    layers: list[Layer]
+    layers: list[Layer]  # the forward chain, output activation last
     loss: Loss
     dtype: type = np.float32
     meta: dict[str, Any] = field(default_factory=dict)  # free-form provenance saved with the model
+    owners: dict[int, Layer] = field(default_factory=dict)  # spec index -> the layer holding its parameters
 
     @classmethod
     def build(cls, spec: ModelSpec, *, seed: int = 0, dtype: type = np.float32) -> Model:
-        """Create a freshly initialised network. Separate random streams for weights and dropout keep
-        each reproducible from the one seed."""
+        """A freshly initialised network. Separate random streams for weights and dropout keep each
+        reproducible from the one seed (the streams are the same as format 1's for dense stacks)."""
         init_seq, dropout_seq = np.random.SeedSequence(seed).spawn(2)
         init_rng, dropout_rng = np.random.default_rng(init_seq), np.random.default_rng(dropout_seq)
+        infos = describe(spec)
         layers: list[Layer] = []
-        sizes = spec.layer_sizes
-        for i, h in enumerate(spec.hidden):
-            layers.append(Dense(sizes[i], h.units, init=spec.init, rng=init_rng, dtype=dtype, needs_input_grad=i > 0))
-            layers.append(ActivationLayer(h.activation))
-            if h.dropout > 0:
-                layers.append(Dropout(h.dropout, dropout_rng))
-        layers.append(
-            Dense(
-                sizes[-2],
-                sizes[-1],
-                init=spec.init,
-                rng=init_rng,
-                dtype=dtype,
-                needs_input_grad=bool(spec.hidden),
-            )
-        )
-        layers.append(ActivationLayer(spec.output_activation))
-        return cls(spec, layers, get_loss(spec.loss, spec.output_activation), dtype)
+        owners: dict[int, Layer] = {}
+        shape = spec.input_shape
+        specs = (*spec.layers, DenseSpec(spec.output.units, spec.output.activation))
+        for i, (layer_spec, info) in enumerate(zip(specs, infos, strict=True)):
+            first = not owners  # nothing before it learns: the input gradient is not needed
+            if isinstance(layer_spec, DenseSpec):
+                if len(shape) > 1 and layers:  # data arrive as flat rows: only a later image is flattened
+                    layers.append(Flatten())
+                owner: Layer = Dense(
+                    math.prod(shape),
+                    layer_spec.units,
+                    init=spec.init,
+                    rng=init_rng,
+                    dtype=dtype,
+                    needs_input_grad=not first,
+                )
+                layers += [owner, ActivationLayer(layer_spec.activation)]
+                if layer_spec.dropout > 0:
+                    layers.append(Dropout(layer_spec.dropout, dropout_rng))
+                owners[i] = owner
+            elif isinstance(layer_spec, Conv2DSpec):
+                from engine import conv  # type: ignore[attr-defined]  # merged from the conv branch
+
+                owner = conv.Conv2D(
+                    shape[-1],
+                    layer_spec.filters,
+                    layer_spec.kernel,
+                    layer_spec.stride,
+                    layer_spec.padding,
+                    init=spec.init,
+                    rng=init_rng,
+                    dtype=dtype,
+                    needs_input_grad=not first,
+                )
+                layers += [owner, ActivationLayer(layer_spec.activation)]
+                owners[i] = owner
+            elif isinstance(layer_spec, PoolSpec):
+                from engine import conv  # type: ignore[attr-defined]  # merged from the conv branch
+
+                pool = conv.MaxPool2D if layer_spec.type == "maxpool2d" else conv.AvgPool2D
+                layers.append(pool(layer_spec.size))
+            elif isinstance(layer_spec, BatchNormSpec):
+                from engine import conv  # type: ignore[attr-defined]  # merged from the conv branch
+
+                owner = conv.BatchNorm(shape[-1], momentum=layer_spec.momentum, dtype=dtype)
+                layers.append(owner)
+                owners[i] = owner
+            elif isinstance(layer_spec, FlattenSpec) and layers:
+                layers.append(Flatten())
+            shape = info.output_shape
+        return cls(spec, layers, get_loss(spec.loss, spec.output.activation), dtype, owners=owners)
 
     @property
     def output_activation(self) -> ActivationLayer:
@@ -151,21 +110,33 @@ class Model:
 
     def parameters(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """(parameter, gradient) pairs in a fixed order, the contract with optimizers."""
-        return [(layer.params[k], layer.grads[k]) for layer in self.dense_layers for k in ("W", "b")]
+        return [(layer.params[k], layer.grads[k]) for layer in self.owners.values() for k in layer.params]
+
+    def _shaped(self, x: np.ndarray) -> np.ndarray:
+        # data sets hand over flat rows; image layers want NHWC (a view, no copy)
+        first = self.spec.layers[0].type if self.spec.layers else "dense"
+        if len(self.spec.input_shape) > 1 and x.ndim == 2 and first not in ("dense", "flatten"):
+            return x.reshape(x.shape[0], *self.spec.input_shape)
+        return x
 
     def forward(self, x: np.ndarray, training: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Return (logits, outputs): the last layer's pre-activation and the activated output."""
+        x = self._shaped(x)
         for layer in self.layers[:-1]:
             x = layer.forward(x, training)
         return x, self.layers[-1].forward(x, training)
 
-    def predict_proba(self, x: np.ndarray, chunk: int = 4096) -> np.ndarray:
-        x = np.asarray(x, dtype=self.dtype).reshape(x.shape[0], -1)
-        return np.concatenate([self.forward(x[i : i + chunk])[1] for i in range(0, x.shape[0], chunk)])
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        """The outputs as a distribution over classes whatever the output layer (softmax already is one)."""
+        logits, out = self.forward(np.asarray(x, dtype=self.dtype))
+        if self.spec.output.activation == "softmax":
+            return out
+        if self.spec.output.activation == "sigmoid":
+            return out / np.maximum(out.sum(axis=1, keepdims=True), 1e-12)
+        return stable_softmax(logits)
 
     def loss_and_backward(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
-        """Forward in training mode, loss, and backward filling every layer's grads.
-        Returns (mean loss, logits)."""
+        """Forward in training mode, loss, and backward filling every layer's grads. Returns (mean loss, logits)."""
         logits, out = self.forward(x, training=True)
         loss, grad = self.loss(logits, out, labels, self.output_activation.fn)
         for layer in reversed(self.layers[:-1]):  # the output activation's slope is inside the loss gradient
@@ -185,25 +156,15 @@ class Model:
 
     # ---- persistence -------------------------------------------------------------------------------
 
+    def state(self) -> dict[str, np.ndarray]:
+        """Every saved array by name: l{spec index}_{parameter or buffer}."""
+        out: dict[str, np.ndarray] = {}
+        for i, layer in self.owners.items():
+            out.update({f"l{i}_{k}": v for k, v in (*layer.params.items(), *layer.buffers.items())})
+        return out
+
     def save(self, target: str | Path | BinaryIO) -> None:
-        header = {
-            "format": "nnplay-model",
-            "version": FORMAT_VERSION,
-            "spec": self.spec.to_dict(),
-            "meta": self.meta,
-        }
-        arrays = {"header": np.array(json.dumps(header))}
-        for i, layer in enumerate(self.dense_layers):
-            arrays[f"layer{i}_W"] = layer.params["W"]
-            arrays[f"layer{i}_b"] = layer.params["b"]
-        if isinstance(target, str | Path):
-            path = Path(target)
-            tmp = path.with_name(path.name + ".tmp")
-            with open(tmp, "wb") as f:  # atomic: a crash never leaves a half-written model under the real name
-                np.savez(f, **arrays)  # type: ignore[arg-type]
-            tmp.replace(path)
-        else:
-            np.savez(target, **arrays)  # type: ignore[arg-type]
+        write_model_file(target, self.spec.to_dict(), np.dtype(self.dtype).name, self.meta, self.state())
 
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
@@ -212,74 +173,27 @@ class Model:
 
     @classmethod
     def load(cls, source: str | Path | BinaryIO | bytes) -> Model:
-        """Load and check a model file. The header and the archive's directory are checked before any array
-        is read, so a small file that declares a huge array (or a pickled one) is refused without
-        allocating or unpickling anything."""
-        if isinstance(source, bytes):
-            source = io.BytesIO(source)
-        try:
-            data = np.load(source, allow_pickle=False)
-            if not isinstance(data, NpzFile):
-                raise ModelFormatError("not an .npz archive")
-            with data:
-                spec, meta, dtype, expected = cls._read_header(data)
-                names = set(data.files) - {"header"}
-                if names != set(expected):
-                    missing, extra = sorted(set(expected) - names), sorted(names - set(expected))
-                    raise ModelFormatError(f"arrays do not match the spec (missing {missing}, unexpected {extra})")
-                for name, shape in expected.items():
-                    declared = _member_size(data, name)
-                    if declared > int(np.prod(shape)) * np.dtype(dtype).itemsize + 4096:
-                        raise ModelFormatError(f"{name} is larger than the spec allows")
-                arrays = {name: data[name] for name in expected}
-        except ModelFormatError:
-            raise
-        except (ValueError, TypeError, KeyError) as exc:  # object arrays need pickle, which we refuse
-            raise ModelFormatError(f"not a valid model file: {exc}") from None
-        except (OSError, EOFError, zipfile.BadZipFile, zlib.error, RecursionError, MemoryError) as exc:
-            raise ModelFormatError(f"not a valid .npz model file: {type(exc).__name__}") from None
-        for name, shape in expected.items():
-            if arrays[name].shape != shape:
-                raise ModelFormatError(f"{name} has shape {arrays[name].shape}, the spec needs {shape}")
-            if arrays[name].dtype != np.dtype(dtype):
-                raise ModelFormatError(f"{name} is {arrays[name].dtype}; weights must all be float32 or all float64")
-            if not np.isfinite(arrays[name]).all():
-                raise ModelFormatError(f"{name} contains NaN or infinite values")
-        model = cls.build(spec, dtype=dtype)
-        model.meta = meta
-        for i, layer in enumerate(model.dense_layers):
-            layer.params["W"][...] = arrays[f"layer{i}_W"]
-            layer.params["b"][...] = arrays[f"layer{i}_b"]
+        """Load and check a model file (see engine/modelfile.py for what is checked before any array is read)."""
+        loaded = read_model_file(source, _shapes_from_spec)
+        model = cls.build(loaded.spec, dtype=loaded.dtype)
+        model.meta = loaded.meta
+        for name, array in model.state().items():
+            array[...] = loaded.arrays[name]
         return model
 
-    @staticmethod
-    def _read_header(data: NpzFile) -> tuple[ModelSpec, dict[str, Any], type, dict[str, tuple[int, ...]]]:
-        if "header" not in data.files or _member_size(data, "header") > 1_000_000:
-            raise ModelFormatError("not an nnplay model: missing JSON header")
-        header_arr = data["header"]
-        if header_arr.dtype.kind != "U" or header_arr.shape != ():
-            raise ModelFormatError("not an nnplay model: missing JSON header")
-        try:
-            header = json.loads(str(header_arr))
-        except (json.JSONDecodeError, RecursionError) as exc:
-            raise ModelFormatError(f"model header is not valid JSON: {type(exc).__name__}") from None
-        if not isinstance(header, dict) or header.get("format") != "nnplay-model":
-            raise ModelFormatError("not an nnplay model: wrong format tag")
-        if header.get("version") != FORMAT_VERSION:
-            raise ModelFormatError("unsupported model format version")
-        spec = ModelSpec.from_dict(header.get("spec"))
-        meta = header.get("meta") or {}
-        if not isinstance(meta, dict):
-            raise ModelFormatError("model meta must be a JSON object")
-        dtype: type = np.float64 if header.get("dtype") == "float64" else np.float32
-        expected: dict[str, tuple[int, ...]] = {}
-        for i, (a, b) in enumerate(itertools.pairwise(spec.layer_sizes)):
-            expected[f"layer{i}_W"] = (a, b)
-            expected[f"layer{i}_b"] = (b,)
-        return spec, meta, dtype, expected
 
-
-def _member_size(data: NpzFile, name: str) -> int:
-    """Uncompressed size the archive declares for an array, read from its directory without loading it."""
-    assert data.zip is not None
-    return data.zip.getinfo(f"{name}.npy").file_size
+def _shapes_from_spec(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
+    shapes: dict[str, tuple[int, ...]] = {}
+    shape = spec.input_shape
+    specs = (*spec.layers, DenseSpec(spec.output.units, spec.output.activation))
+    for i, (layer_spec, info) in enumerate(zip(specs, describe(spec), strict=True)):
+        if isinstance(layer_spec, DenseSpec):
+            shapes[f"l{i}_W"], shapes[f"l{i}_b"] = (math.prod(shape), layer_spec.units), (layer_spec.units,)
+        elif isinstance(layer_spec, Conv2DSpec):
+            k, c, f = layer_spec.kernel, shape[-1], layer_spec.filters
+            shapes[f"l{i}_W"], shapes[f"l{i}_b"] = (k, k, c, f), (f,)
+        elif isinstance(layer_spec, BatchNormSpec):
+            for name in ("gamma", "beta", "running_mean", "running_var"):
+                shapes[f"l{i}_{name}"] = (shape[-1],)
+        shape = info.output_shape
+    return shapes

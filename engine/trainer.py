@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from engine.layers import Layer
 from engine.metrics import Histogram, accuracy, confusion_matrix
 from engine.model import Model
 from engine.optimizers import make_optimizer
@@ -54,8 +55,9 @@ class BatchProgress:
 
 @dataclass(frozen=True)
 class LayerHistograms:
-    layer: int  # index of the dense layer, input side first
-    shape: tuple[int, int]
+    layer: int  # index in the spec's layer list (the output layer is the last)
+    type: str  # the spec layer's type: dense, conv2d, batchnorm
+    shape: tuple[int, ...]  # of its weights (W, or gamma for batchnorm)
     weights: Histogram
     biases: Histogram
     gradients: Histogram  # of the weight gradients at the epoch's last batch
@@ -91,28 +93,25 @@ class RunEnd:
 Event = BatchProgress | EpochEnd | StateChange | RunEnd
 
 
+def layer_histograms(index: int, layer: Layer, bins: int) -> LayerHistograms:
+    """A layer's first parameter is its weights (W, or gamma), its second its biases (b, or beta)."""
+    (w_name, weights), (_, biases) = list(layer.params.items())[:2]
+    return LayerHistograms(
+        layer=index,
+        type=layer.kind,
+        shape=tuple(int(n) for n in weights.shape),
+        weights=Histogram.of(weights, bins),
+        biases=Histogram.of(biases, bins),
+        gradients=Histogram.of(layer.grads[w_name], bins),
+    )
+
+
 @dataclass
 class Dataset:
-    x_train: np.ndarray  # (n, features) floats
+    x_train: np.ndarray  # (n, features) floats, flat rows (an image model reshapes them to NHWC)
     y_train: np.ndarray  # (n,) integer labels
     x_test: np.ndarray
     y_test: np.ndarray
-
-
-def mnist_arrays(mnist: object, dtype: type = np.float32) -> Dataset:
-    """Flatten and scale an engine.mnist.Mnist to [0, 1] floats."""
-    m = mnist
-    scale = dtype(1.0 / 255.0)
-
-    def flat(images: np.ndarray) -> np.ndarray:
-        return images.reshape(images.shape[0], -1).astype(dtype) * scale
-
-    return Dataset(
-        flat(m.train_images),  # type: ignore[attr-defined]
-        m.train_labels.astype(np.int64),  # type: ignore[attr-defined]
-        flat(m.test_images),  # type: ignore[attr-defined]
-        m.test_labels.astype(np.int64),  # type: ignore[attr-defined]
-    )
 
 
 @dataclass
@@ -245,17 +244,8 @@ class Trainer:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # the caller checks finiteness
             test_loss, predicted = model.evaluate(d.x_test, d.y_test)
         wrong = np.flatnonzero(predicted != d.y_test)[: c.misclassified_kept]
-        hists = [
-            LayerHistograms(
-                layer=i,
-                shape=(int(layer.params["W"].shape[0]), int(layer.params["W"].shape[1])),
-                weights=Histogram.of(layer.params["W"], c.histogram_bins),
-                biases=Histogram.of(layer.params["b"], c.histogram_bins),
-                gradients=Histogram.of(layer.grads["W"], c.histogram_bins),
-            )
-            for i, layer in enumerate(model.dense_layers)
-            if c.histogram_bins > 0
-        ]
+        bins = c.histogram_bins
+        hists = [layer_histograms(i, layer, bins) for i, layer in model.owners.items()] if bins > 0 else []
         return EpochEnd(
             epoch=epoch,
             epochs=c.epochs,
@@ -266,6 +256,6 @@ class Trainer:
             seconds=time.perf_counter() - started,
             learning_rate=self._lr(epoch),
             histograms=hists,
-            confusion=confusion_matrix(predicted, d.y_test, model.spec.output_size).tolist(),
+            confusion=confusion_matrix(predicted, d.y_test, model.spec.output.units).tolist(),
             misclassified=[(int(i), int(d.y_test[i]), int(predicted[i])) for i in wrong],
         )

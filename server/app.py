@@ -14,15 +14,19 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
+from pydantic import TypeAdapter
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.context import AppContext
+from server.messages import ControlMessage, ServerMessage
 from server.routers import meta, models, runs, ws
+from server.schemas import SnapshotMessage
 from server.settings import Settings, get_settings
 
 log = logging.getLogger("nnplay")
@@ -138,6 +142,28 @@ def _clean_errors(errors: Any) -> list[dict[str, Any]]:
     ]
 
 
+def _document_messages(app: FastAPI) -> None:
+    """WebSocket messages have no route to hang a response_model on: their schemas join the OpenAPI document's
+    components (ServerMessage, SnapshotMessage, ControlMessage), so clients can generate types for them."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for name, model in (
+                ("ServerMessage", TypeAdapter(ServerMessage)),
+                ("SnapshotMessage", TypeAdapter(SnapshotMessage)),
+                ("ControlMessage", TypeAdapter(ControlMessage)),
+            ):
+                model_schema = model.json_schema(ref_template="#/components/schemas/{model}")
+                components.update(model_schema.pop("$defs", {}))
+                components[name] = model_schema
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -155,10 +181,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.warning("%d run(s) were cut off by the last shutdown and are marked interrupted", interrupted)
         loop = asyncio.get_running_loop()
         if settings.train_default_model:
-            if ctx.mnist.ready():
+            if ctx.data.ready("mnist"):
                 ctx.ensure_default_model()
             else:
-                ctx.fetch_mnist_in_background(lambda: loop.call_soon_threadsafe(ctx.ensure_default_model))
+                ctx.fetch_in_background("mnist", lambda: loop.call_soon_threadsafe(ctx.ensure_default_model))
         yield
         await ctx.runs.shutdown()
         ctx.store.close()
@@ -169,6 +195,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         docs_url=None,
+        redoc_url=None,  # ReDoc loads from a CDN that our own CSP blocks; /docs is vendored and works offline
     )
 
     @app.exception_handler(RequestValidationError)
@@ -224,6 +251,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ui = StaticFiles(directory=settings.frontend_dir / "public", html=True, check_dir=False)
         app.router.routes.append(UIMount("/", app=ui, name="ui"))
 
+    _document_messages(app)
     app.add_middleware(BodyLimit, settings=settings)
     app.add_middleware(SecurityHeaders)
     return app

@@ -15,16 +15,16 @@ import numpy as np
 from pydantic import ValidationError
 
 from engine.activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
+from engine.datasets.mnist import MnistError, fetch_mnist, load_mnist, mnist_arrays
 from engine.initializers import INITS
 from engine.losses import LOSSES
 from engine.metrics import accuracy, confusion_matrix
-from engine.mnist import MnistError, fetch_mnist, load_mnist
 from engine.model import Model, ModelFormatError
 from engine.optimizers import OPTIMIZERS
 from engine.schedules import SCHEDULES
-from engine.trainer import BatchProgress, EpochEnd, Event, Trainer, mnist_arrays
+from engine.trainer import BatchProgress, EpochEnd, Event, Trainer
+from server.config import RunConfig
 from server.presets import PRESETS, get_preset
-from server.schemas import RunConfig
 
 
 def _bar(done: int, total: int, width: int = 30) -> str:
@@ -108,8 +108,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 1
     spec = config.model_spec()
-    sizes = "-".join(str(s) for s in spec.layer_sizes)
-    print(f"network {sizes} ({spec.parameter_count:,} parameters), {config.optimizer.name}, lr {config.learning_rate}")
+    shapes = " -> ".join("x".join(str(n) for n in row.output_shape) for row in config.describe())
+    print(f"network {shapes} ({spec.parameter_count:,} parameters), {config.optimizer.name}, lr {config.learning_rate}")
     model = Model.build(spec, seed=config.seed)
     total = [0.0]
 

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import shutil
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, Request
 
-from engine.mnist import FILES, MnistError, fetch_mnist, mnist_dir
+from engine.atomic import atomic_copy
+from engine.datasets.mnist import FILES, mnist_dir
 from engine.model import Model
+from server.data import DataProvider
+from server.fanout import LocalFanout
 from server.presets import get_preset
 from server.registry import ModelRegistry
-from server.runs import ActiveRun, MnistProvider, RunManager
+from server.runs import ActiveRun, RunManager
 from server.settings import Settings
 from server.store import Store
 
@@ -28,14 +31,12 @@ log = logging.getLogger("nnplay")
 class AppContext:
     settings: Settings
     store: Store
-    mnist: MnistProvider
-    runs: RunManager
+    data: DataProvider
     models: ModelRegistry
+    runs: RunManager
     default_model_run: str | None = None  # id of the run training the default model, if any
     default_model_error: str | None = None
-    mnist_fetching: bool = False
     predict_times: deque[float] = field(default_factory=lambda: deque(maxlen=5000))  # seconds, server side
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def create(cls, settings: Settings) -> AppContext:
@@ -44,18 +45,27 @@ class AppContext:
         if settings.seed_data_dir is not None:
             seed_from(settings.seed_data_dir, settings)
         store = Store(settings.db_path)
-        mnist = MnistProvider(settings)
-        ctx = cls(settings, store, mnist, RunManager(settings, store, mnist), ModelRegistry(settings, store))
-        ctx.runs.on_default_model.append(ctx._install_default)
+        data = DataProvider(settings.data_dir)
+        models = ModelRegistry(settings, store)
+        if not settings.train_default_model:
+            models.default_missing_reason = (
+                "there is no default model, and this server does not train one (NNPLAY_TRAIN_DEFAULT_MODEL=0): "
+                "train a run and pick its model, or upload one"
+            )
+        fanout = LocalFanout(settings.ws_queue_size, settings.ws_queue_bytes)
+        ctx = cls(settings, store, data, models, RunManager(settings, store, data, models, fanout))
+        ctx.runs.on_end.append(ctx._install_default)
         return ctx
 
     def _install_default(self, run: ActiveRun, state: str, model: Model | None) -> None:
-        self.default_model_run = None
+        if run.kind != "default":
+            return
+        self.default_model_run = None  # told of every ending, so a stopped default run is not "training" for ever
         if state != "finished" or model is None:
             self.default_model_error = f"the default model's run ended {state}: {run.id}"
             return
         try:
-            self.models.install_default(self.settings.models_dir / f"{run.id}.npz")
+            self.models.install_default(run.id)
             self.default_model_error = None
         except OSError as exc:
             self.default_model_error = f"could not install the default model: {exc}"
@@ -71,7 +81,7 @@ class AppContext:
 
     def ensure_default_model(self) -> None:
         """Start training the default model if it is missing (in the background; the server answers meanwhile)."""
-        if self.models.default_ready() or self.default_model_run is not None or not self.mnist.ready():
+        if self.models.default_ready() or self.default_model_run is not None or not self.data.ready("mnist"):
             return
         preset = get_preset("default")
         assert preset is not None
@@ -83,20 +93,16 @@ class AppContext:
             return
         self.default_model_run = run.id
 
-    def fetch_mnist_in_background(self, then: object) -> None:
+    def fetch_in_background(self, dataset: str, then: Callable[[], object]) -> None:
         def work() -> None:
             try:
-                fetch_mnist(self.settings.data_dir)
-            except MnistError as exc:
-                self.mnist.error = str(exc)
+                self.data.fetch(dataset)
+            except Exception as exc:
                 log.error("%s", exc)
-            finally:
-                self.mnist_fetching = False
-            if callable(then):
-                then()
+            then()
 
-        self.mnist_fetching = True
-        threading.Thread(target=work, name="mnist-fetch", daemon=True).start()
+        self.data.fetching.add(dataset)  # at once, so health says "fetching" before the thread runs
+        threading.Thread(target=work, name=f"fetch-{dataset}", daemon=True).start()
 
 
 def seed_from(seed: Path, settings: Settings) -> None:
@@ -106,10 +112,7 @@ def seed_from(seed: Path, settings: Settings) -> None:
     pairs.append((seed / "models" / "default.npz", settings.default_model_path))
     for src, dst in pairs:
         if src.is_file() and not dst.exists():
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dst.with_name(dst.name + ".tmp")
-            shutil.copyfile(src, tmp)
-            tmp.replace(dst)
+            atomic_copy(src, dst)
 
 
 def get_ctx(request: Request) -> AppContext:

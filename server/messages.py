@@ -1,75 +1,124 @@
-"""Engine events -> JSON messages for the WebSocket and the history. Strict JSON: non-finite floats become
-null (the run itself is marked diverged by the engine), encoded once and sent as text to every client."""
+"""Every WebSocket message, as a pydantic model, and the one encoder. Non-finite floats become null (a diverged
+run's loss): pydantic writes them so under ``ser_json_inf_nan="null"``, with no hand-written walk. Engine
+events become these messages in server/recorder.py; app.py adds them to the OpenAPI document."""
 
 from __future__ import annotations
 
-import base64
-import json
-import math
-from dataclasses import asdict
-from typing import Any
+from typing import Annotated, Literal
 
-import numpy as np
-
-from engine.model import Model
-from engine.trainer import EpochEnd
-
-MAX_FILTERS = 64  # first-layer units drawn as 28x28 images
+from pydantic import BaseModel, ConfigDict, Field
 
 
-def finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [finite(v) for v in value]
-    return value
+class Message(BaseModel):
+    model_config = ConfigDict(ser_json_inf_nan="null")
+
+    def encode(self) -> str:
+        """The text sent to clients and stored: strict JSON, encoded once for every client."""
+        return self.model_dump_json()
 
 
-def dumps(message: dict[str, Any]) -> str:
-    return json.dumps(finite(message), allow_nan=False, separators=(",", ":"))
+class HistogramOut(Message):
+    edges: list[float]  # bins + 1, ascending
+    counts: list[int]
 
 
-def epoch_message(run_id: str, event: EpochEnd) -> dict[str, Any]:
-    return {
-        "type": "epoch",
-        "run_id": run_id,
-        "epoch": event.epoch,
-        "epochs": event.epochs,
-        "train_loss": event.train_loss,
-        "train_accuracy": event.train_accuracy,
-        "test_loss": event.test_loss,
-        "test_accuracy": event.test_accuracy,
-        "seconds": event.seconds,
-        "learning_rate": event.learning_rate,
-        "histograms": [
-            {
-                "layer": h.layer,
-                "shape": list(h.shape),
-                "weights": asdict(h.weights),
-                "biases": asdict(h.biases),
-                "gradients": asdict(h.gradients),
-            }
-            for h in event.histograms
-        ],
-        "confusion": event.confusion,
-    }
+class LayerHistogramsOut(Message):
+    layer: int  # index in the spec's layer list; the output layer is last
+    type: str = "dense"  # dense, conv2d or batchnorm
+    shape: list[int]  # of the weights
+    weights: HistogramOut
+    biases: HistogramOut
+    gradients: HistogramOut  # of the weight gradients at the epoch's last batch
 
 
-def extras_message(model: Model, event: EpochEnd, test_images: np.ndarray) -> dict[str, Any]:
-    """The bulky per-epoch views, kept only for the latest epoch: what each first-layer unit looks for and
-    the misclassified test digits. Images travel as base64 of uint8 28x28 rows."""
-    w = model.dense_layers[0].params["W"][:, :MAX_FILTERS].T  # (units, 784)
-    scale = np.abs(w).max(axis=1, keepdims=True)
-    scale[scale == 0] = 1
-    grey = np.nan_to_num(w / scale * 127.5 + 127.5).clip(0, 255).astype(np.uint8)  # mid-grey is zero weight
-    wrong = event.misclassified
-    images = test_images[[i for i, _, _ in wrong]] if wrong else np.zeros((0, 28, 28), np.uint8)
-    return {
-        "filters": {"count": int(grey.shape[0]), "size": 28, "data": base64.b64encode(grey.tobytes()).decode()},
-        "misclassified": {
-            "items": [{"index": i, "label": label, "predicted": pred} for i, label, pred in wrong],
-            "data": base64.b64encode(np.ascontiguousarray(images, np.uint8).tobytes()).decode(),
-        },
-    }
+class ImagesOut(Message):
+    count: int
+    size: int  # images are size x size
+    data: str  # base64 of count*size*size uint8, row-major; mid-grey (128) is zero for weights
+
+
+class MisclassifiedItem(Message):
+    index: int  # in the test set
+    label: int
+    predicted: int
+
+
+class MisclassifiedOut(Message):
+    items: list[MisclassifiedItem]
+    data: str  # base64 of len(items) 28x28 uint8 images
+
+
+class Extras(Message):
+    """The bulky per-epoch views, stored for the latest epoch only and sent at most once a second."""
+
+    filters: ImagesOut  # what each first-layer unit (or filter) looks for
+    misclassified: MisclassifiedOut
+
+
+class ProgressMessage(Message):
+    type: Literal["progress"] = "progress"
+    run_id: str
+    epoch: int
+    epochs: int
+    batch: int
+    batches: int
+    loss: float | None  # mean training loss since the previous progress message
+    learning_rate: float
+    eta_s: float | None  # seconds of training left, estimated
+
+
+class EpochMessage(Message):
+    type: Literal["epoch"] = "epoch"
+    run_id: str
+    epoch: int
+    epochs: int
+    train_loss: float | None
+    train_accuracy: float
+    test_loss: float | None
+    test_accuracy: float
+    seconds: float  # wall time of the epoch, evaluation included
+    learning_rate: float
+    histograms: list[LayerHistogramsOut]
+    confusion: list[list[int]]  # test set, rows true, columns predicted
+    ended_at: float | None = None  # unix time the epoch ended, so clients can measure delivery
+    filters: ImagesOut | None = None  # present when the bulky views go out with this epoch
+    misclassified: MisclassifiedOut | None = None
+
+
+class StateMessage(Message):
+    type: Literal["state"] = "state"
+    run_id: str
+    state: str  # queued, running, paused, finished, stopped, diverged, failed, interrupted
+
+
+class EndMessage(Message):
+    type: Literal["end"] = "end"
+    run_id: str
+    state: str
+    message: str
+    test_accuracy: float | None = None
+    has_model: bool = False
+
+
+class ErrorMessage(Message):
+    type: Literal["error"] = "error"
+    detail: str
+
+
+class AckMessage(Message):
+    type: Literal["ack"] = "ack"
+    action: str
+    state: str
+
+
+class ControlMessage(BaseModel):
+    """What a client may send over the WebSocket."""
+
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["pause", "resume", "stop"]
+
+
+ServerMessage = Annotated[
+    ProgressMessage | EpochMessage | StateMessage | EndMessage | ErrorMessage | AckMessage,
+    Field(discriminator="type"),
+]

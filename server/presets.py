@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from server.schemas import LayerConfig, OptimizerConfig, Preset, RunConfig, ScheduleConfig
+from server.config import DenseConfig, OptimizerConfig, RunConfig, ScheduleConfig
+from server.schemas import Preset
 
 PRESETS: list[Preset] = [
     Preset(
@@ -10,7 +11,7 @@ PRESETS: list[Preset] = [
         description="Two ReLU layers, Adam with a cosine schedule: about 98.3% test accuracy in 8 epochs.",
         config=RunConfig(
             name="default",
-            layers=[LayerConfig(units=256), LayerConfig(units=128)],
+            layers=[DenseConfig(units=256), DenseConfig(units=128)],
             optimizer=OptimizerConfig(name="adam"),
             learning_rate=2e-3,
             schedule=ScheduleConfig(name="cosine"),
@@ -23,7 +24,7 @@ PRESETS: list[Preset] = [
         description="One small ReLU layer on 10,000 images for 3 epochs: a few seconds, about 93%.",
         config=RunConfig(
             name="quick",
-            layers=[LayerConfig(units=64)],
+            layers=[DenseConfig(units=64)],
             learning_rate=2e-3,
             batch_size=64,
             epochs=3,
@@ -39,7 +40,7 @@ PRESETS: list[Preset] = [
         ),
         config=RunConfig(
             name="seed-article",
-            layers=[LayerConfig(units=128, activation="sigmoid")],
+            layers=[DenseConfig(units=128, activation="sigmoid")],
             output_activation="sigmoid",
             loss="mse",
             init="naive",
@@ -54,7 +55,7 @@ PRESETS: list[Preset] = [
         description="One wide ReLU layer (512) with 30% dropout and SGD with Nesterov momentum, step decay.",
         config=RunConfig(
             name="dropout-wide",
-            layers=[LayerConfig(units=512, dropout=0.3)],
+            layers=[DenseConfig(units=512, dropout=0.3)],
             optimizer=OptimizerConfig(name="nesterov", momentum=0.9),
             learning_rate=0.05,
             schedule=ScheduleConfig(name="step", step_size=4, gamma=0.3),
@@ -67,7 +68,7 @@ PRESETS: list[Preset] = [
         description="Five sigmoid layers, naive init: watch the gradient histograms vanish layer by layer.",
         config=RunConfig(
             name="deep-sigmoid",
-            layers=[LayerConfig(units=64, activation="sigmoid") for _ in range(5)],
+            layers=[DenseConfig(units=64, activation="sigmoid") for _ in range(5)],
             init="naive",
             optimizer=OptimizerConfig(name="sgd"),
             learning_rate=0.1,

@@ -1,17 +1,18 @@
-"""Models usable for prediction: the default model, every run that saved one, and uploaded files.
-Ids are checked against a strict pattern before they become file names, so no request can reach a path
-outside the models directory."""
+"""Models usable for prediction: the default model, every run that saved one, and uploaded files. The one
+owner of model file paths: ids are checked against a strict pattern before they become file names, so no
+request can reach a path outside the models directory."""
 
 from __future__ import annotations
 
 import re
-import shutil
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
 
+from engine.atomic import atomic_copy, atomic_write_bytes
 from engine.model import Model, ModelFormatError
+from server.config import check_spec_limits
+from server.schemas import ModelInfo
 from server.settings import Settings
 from server.store import Store
 
@@ -29,6 +30,7 @@ class ModelRegistry:
         self.cache_size = cache_size
         self._cache: OrderedDict[str, tuple[float, Model]] = OrderedDict()
         self._lock = threading.Lock()
+        self.default_missing_reason = "the default model is not ready yet (it is being trained); try again soon"
 
     def path_of(self, model_id: str) -> Path:
         if not ID_PATTERN.match(model_id):
@@ -36,7 +38,7 @@ class ModelRegistry:
         return self.settings.models_dir / f"{model_id}.npz"
 
     def default_ready(self) -> bool:
-        return self.settings.default_model_path.is_file()
+        return self.path_of("default").is_file()
 
     def get(self, model_id: str | None) -> tuple[str, Model]:
         model_id = model_id or "default"
@@ -45,7 +47,7 @@ class ModelRegistry:
             mtime = path.stat().st_mtime
         except OSError:  # missing, or the models directory itself is unusable
             if model_id == "default":
-                raise UnknownModel("the default model is not ready yet (it is being trained); try again soon") from None
+                raise UnknownModel(self.default_missing_reason) from None
             raise UnknownModel("no model with this id") from None
         with self._lock:
             hit = self._cache.get(model_id)
@@ -63,25 +65,27 @@ class ModelRegistry:
         with self._lock:
             self._cache.pop(model_id, None)
 
-    def install_default(self, source: Path) -> None:
-        target = self.settings.default_model_path
-        tmp = target.with_name("default.npz.tmp")
-        shutil.copyfile(source, tmp)
-        tmp.replace(target)
+    def save_run_model(self, run_id: str, model: Model) -> None:
+        model.save(self.path_of(run_id))  # atomic: a crash never leaves half a model under the real name
+
+    def delete_run_model(self, run_id: str) -> None:
+        self.path_of(run_id).unlink(missing_ok=True)
+        self.forget(run_id)
+
+    def install_default(self, run_id: str) -> None:
+        atomic_copy(self.path_of(run_id), self.path_of("default"))
         self.forget("default")
 
     def upload(self, model_id: str, name: str, payload: bytes) -> Model:
         model = Model.load(payload)  # validates: no pickle, header, spec vs arrays, sizes, finite weights
-        if model.spec.input_size != 784 or model.spec.output_size != 10:
+        check_spec_limits(model.spec, self.settings)  # an upload may be no larger than a run could make
+        if model.spec.input_size != 784 or model.spec.output.units != 10:
             raise ModelFormatError("the model must take 784 inputs (28x28 pixels) and give 10 outputs (digits)")
         accuracy = model.meta.get("test_accuracy")
         if not (isinstance(accuracy, float | int) and not isinstance(accuracy, bool) and 0 <= accuracy <= 1):
             accuracy = None  # free-form metadata from the file: only a plausible accuracy is listed
-        self.settings.models_dir.mkdir(parents=True, exist_ok=True)
         path = self.path_of(model_id)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(payload)
-        tmp.replace(path)
+        atomic_write_bytes(path, payload)
         try:
             self.store.add_model(model_id, name, model.spec.to_dict(), accuracy)
         except Exception:
@@ -89,25 +93,18 @@ class ModelRegistry:
             raise
         return model
 
-    def listing(self) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
+    def listing(self) -> list[ModelInfo]:
+        out: list[ModelInfo] = []
         if self.default_ready():
-            out.append({"id": "default", "name": "default model", "source": "default", "test_accuracy": None})
             try:
-                meta = self.get("default")[1].meta
-                out[0]["test_accuracy"] = meta.get("test_accuracy")
+                accuracy = self.get("default")[1].meta.get("test_accuracy")
+                out.append(ModelInfo(id="default", name="default model", source="default", test_accuracy=accuracy))
             except (UnknownModel, ModelFormatError):
-                out.pop()
+                pass
         for run in self.store.list_runs():
-            if run["has_model"]:
-                out.append(
-                    {
-                        "id": run["id"],
-                        "name": run["name"] or run["id"],
-                        "source": "run",
-                        "test_accuracy": run["test_accuracy"],
-                    }
-                )
+            if run["has_model"] and run["kind"] != "default":  # the default model's run is listed as "default"
+                name = run["name"] or run["id"]
+                out.append(ModelInfo(id=run["id"], name=name, source="run", test_accuracy=run["test_accuracy"]))
         for m in self.store.list_models():
-            out.append({"id": m["id"], "name": m["name"], "source": "upload", "test_accuracy": m["test_accuracy"]})
+            out.append(ModelInfo(id=m["id"], name=m["name"], source="upload", test_accuracy=m["test_accuracy"]))
         return out

@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from engine.mnist import default_data_dir
+from engine.datasets.mnist import default_data_dir
 
 
 class Settings(BaseSettings):
@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     max_layers: int = 8  # hidden layers
     max_units: int = 2048  # units per hidden layer
     max_parameters: int = 4_000_000  # weights + biases of one network
+    max_filters: int = 64  # output channels of one conv layer
+    max_macs: int = 20_000_000  # multiply-adds per sample through the whole network (conv layers add up fast)
     max_epochs: int = 200
     max_batch_size: int = 4096
     max_body_bytes: int = 2 * 1024 * 1024  # any JSON request body

@@ -167,16 +167,6 @@ class Store:
             r["spec"] = json.loads(r["spec"])
         return rows
 
-    def get_model(self, model_id: str) -> dict[str, Any] | None:
-        return next((m for m in self.list_models() if m["id"] == model_id), None)
-
-    def delete_model(self, model_id: str) -> bool:
-        return self._exec("DELETE FROM models WHERE id=?", (model_id,)).rowcount > 0
-
-    def integrity_ok(self) -> bool:
-        with self._lock:
-            return self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-
 
 def _decode_run(row: dict[str, Any]) -> dict[str, Any]:
     row["config"] = json.loads(row["config"])

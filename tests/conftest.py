@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from engine.mnist import default_data_dir, is_available, mnist_dir
+from engine.datasets.mnist import default_data_dir, is_available, mnist_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 

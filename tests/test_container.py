@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.mnist import FILES, mnist_dir
+from engine.datasets.mnist import FILES, mnist_dir
 from server.cli import build_parser
 from server.settings import Settings
 from tests.conftest import ROOT, LiveServer, free_port

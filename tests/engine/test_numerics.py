@@ -9,7 +9,8 @@ import pytest
 
 from engine.activations import get_activation, log_softmax
 from engine.losses import get_loss
-from engine.model import HiddenLayer, Model, ModelSpec
+from engine.model import Model, ModelSpec
+from engine.spec import DenseSpec
 
 
 @pytest.mark.parametrize("name", ["sigmoid", "softmax", "tanh"])
@@ -42,7 +43,7 @@ def test_cross_entropy_is_finite_for_confidently_wrong_logits() -> None:
 
 
 def test_model_is_float32_by_default_and_float64_on_request() -> None:
-    spec = ModelSpec(hidden=(HiddenLayer(8),), input_size=4, output_size=3)
+    spec = ModelSpec.mlp(hidden=(DenseSpec(8),), input_size=4, output_size=3)
     m32 = Model.build(spec)
     assert all(p.dtype == np.float32 for p, _ in m32.parameters())
     logits, out = m32.forward(np.ones((2, 4), np.float32))
@@ -53,6 +54,6 @@ def test_model_is_float32_by_default_and_float64_on_request() -> None:
 
 def test_initialisations_have_the_intended_scale() -> None:
     for init, expected in (("he", np.sqrt(2 / 784)), ("xavier", np.sqrt(2 / (784 + 256))), ("naive", 0.01)):
-        spec = ModelSpec(hidden=(HiddenLayer(256),), init=init)
+        spec = ModelSpec.mlp(hidden=(DenseSpec(256),), init=init)
         w = Model.build(spec, seed=1).dense_layers[0].params["W"]
         assert w.std() == pytest.approx(expected, rel=0.02)

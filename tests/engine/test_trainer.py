@@ -6,10 +6,11 @@ import threading
 
 import numpy as np
 
-from engine.model import HiddenLayer, Model, ModelSpec
+from engine.model import Model, ModelSpec
+from engine.spec import DenseSpec
 from engine.trainer import BatchProgress, Dataset, EpochEnd, Event, RunEnd, StateChange, TrainConfig, Trainer
 
-SPEC = ModelSpec(hidden=(HiddenLayer(32, dropout=0.1),), input_size=20, output_size=4)
+SPEC = ModelSpec.mlp(hidden=(DenseSpec(32, dropout=0.1),), input_size=20, output_size=4)
 
 
 def blobs(n: int = 2000, seed: int = 0) -> Dataset:

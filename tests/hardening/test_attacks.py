@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from server.app import create_app
-from server.schemas import RunConfig
+from server.config import RunConfig
 from server.settings import Settings
 from tests.conftest import LiveServer, make_data_dir, start_server, stop_server
 from tests.server.test_api import SMALL, digit_png, wait_for_end
@@ -315,7 +315,7 @@ def test_uploaded_models_are_checked_and_nothing_is_executed(tmp_path: Path, mni
         np.savez(buf, **{**arrays, **changes})
         return buf.getvalue()
 
-    wrong_io = Model.build(ModelSpec(input_size=10, output_size=3))
+    wrong_io = Model.build(ModelSpec.mlp(input_size=10, output_size=3))
     attacks = {
         "pickled object array": npz(layer0_W=np.array([Evil()], dtype=object)),
         "wrong shape": npz(layer0_W=np.zeros((784, 9), np.float32)),
@@ -364,7 +364,7 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
 def test_full_then_read_only_data_dir_gives_clear_errors_and_loses_nothing(tiny_disk: Path, mnist_source: Path) -> None:
     import subprocess
 
-    from engine.mnist import mnist_dir
+    from engine.datasets.mnist import mnist_dir
     from engine.model import Model
 
     data = tiny_disk / "data"

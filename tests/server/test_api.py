@@ -16,8 +16,8 @@ from PIL import Image, ImageDraw
 
 from engine.model import Model
 from server.app import create_app
+from server.config import RunConfig
 from server.presets import PRESETS
-from server.schemas import RunConfig
 from server.settings import Settings
 from tests.conftest import make_data_dir
 
@@ -67,7 +67,7 @@ def test_health_datasets_presets_options(client: TestClient) -> None:
     for p in presets:  # each preset is a valid POST /api/runs body as it stands
         RunConfig.model_validate(p["config"])
     seed = next(p for p in presets if p["name"] == "seed-article")["config"]
-    assert seed["layers"] == [{"units": 128, "activation": "sigmoid", "dropout": 0.0}]
+    assert seed["layers"] == [{"type": "dense", "units": 128, "activation": "sigmoid", "dropout": 0.0}]
     assert (seed["loss"], seed["init"], seed["learning_rate"], seed["optimizer"]["name"]) == (
         "mse",
         "naive",
@@ -101,7 +101,7 @@ def test_run_lifecycle_over_rest_and_websocket(client: TestClient, settings: Set
     # the model downloads as a loadable .npz and predicts
     download = client.get(f"/api/runs/{run_id}/model")
     assert download.status_code == 200
-    assert Model.load(download.content).spec.layer_sizes == [784, 16, 10]
+    assert Model.load(download.content).spec.layers[0].units == 16
     prediction = client.post("/api/predict", json={"image": digit_png(), "model": run_id})
     assert prediction.status_code == 200, prediction.text
     body = prediction.json()
@@ -322,7 +322,8 @@ def test_the_schema_offers_exactly_what_the_engine_implements() -> None:
     from engine.losses import LOSSES
     from engine.optimizers import OPTIMIZERS
     from engine.schedules import SCHEDULES
-    from server.schemas import LayerConfig, OptimizerConfig, ScheduleConfig
+    from server.config import DenseConfig as LayerConfig
+    from server.config import OptimizerConfig, ScheduleConfig
 
     def literal(model: type, field: str) -> set[str]:
         return set(get_args(model.model_fields[field].annotation))  # type: ignore[attr-defined]

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.mnist import load_mnist
+from engine.datasets.mnist import load_mnist, mnist_arrays
 from engine.model import Model
-from engine.trainer import EpochEnd, Event, Trainer, mnist_arrays
+from engine.trainer import EpochEnd, Event, Trainer
 from server.presets import get_preset
 
 

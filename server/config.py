@@ -1,0 +1,233 @@
+"""The run configuration: one pydantic schema for REST, WebSocket and the CLI, and its translation into the
+engine's ModelSpec + TrainConfig. Static bounds live here; the configurable limits (Settings) are checked by
+``check_limits`` before anything is allocated. Shapes, parameter counts and multiply-adds come from the
+engine's ``describe`` and nowhere else."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+
+from engine.datasets import REGISTRY, DatasetInfo
+from engine.spec import (
+    BatchNormSpec,
+    Conv2DSpec,
+    DenseSpec,
+    FlattenSpec,
+    LayerInfo,
+    LayerSpec,
+    ModelFormatError,
+    ModelSpec,
+    OutputSpec,
+    PoolSpec,
+    describe,
+)
+from engine.trainer import TrainConfig
+from server.settings import Settings
+
+Activation = Literal["relu", "leaky_relu", "sigmoid", "tanh", "linear"]
+OutputActivation = Literal["softmax", "sigmoid", "linear"]
+Loss = Literal["cross_entropy", "mse"]
+
+
+class StrictModel(BaseModel):
+    # strict: "10" is not an int and 1.5 is not a bool; no NaN/Infinity; unknown fields are an error
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+
+class DenseConfig(StrictModel):
+    type: Literal["dense"] = "dense"
+    units: Annotated[int, Field(ge=1, le=100_000, description="neurons in this layer")]
+    activation: Activation = "relu"
+    dropout: Annotated[float, Field(ge=0.0, le=0.9, description="drop probability while training")] = 0.0
+
+
+class Conv2DConfig(StrictModel):
+    type: Literal["conv2d"]
+    filters: Annotated[int, Field(ge=1, le=64, description="output channels")] = 8
+    kernel: Annotated[int, Field(ge=1, le=7, description="square kernel side")] = 3
+    stride: Annotated[int, Field(ge=1, le=2)] = 1
+    padding: Literal["same", "valid"] = "same"
+    activation: Activation = "relu"
+
+
+class PoolConfig(StrictModel):
+    type: Literal["maxpool2d", "avgpool2d"]
+    size: Annotated[int, Field(ge=2, le=3, description="square window; stride = size")] = 2
+
+
+class BatchNormConfig(StrictModel):
+    type: Literal["batchnorm"]
+
+
+class FlattenConfig(StrictModel):
+    type: Literal["flatten"]
+
+
+def _layer_type(value: Any) -> str:
+    # "type" may be left out: every layer list that worked before typed layers is a list of dense layers
+    raw = value.get("type", "dense") if isinstance(value, dict) else getattr(value, "type", "dense")
+    return "pool" if raw in ("maxpool2d", "avgpool2d") else str(raw)
+
+
+LayerConfig = Annotated[
+    Annotated[DenseConfig, Tag("dense")]
+    | Annotated[Conv2DConfig, Tag("conv2d")]
+    | Annotated[PoolConfig, Tag("pool")]
+    | Annotated[BatchNormConfig, Tag("batchnorm")]
+    | Annotated[FlattenConfig, Tag("flatten")],
+    Discriminator(_layer_type),
+]
+
+
+def _layer_spec(layer: DenseConfig | Conv2DConfig | PoolConfig | BatchNormConfig | FlattenConfig) -> LayerSpec:
+    if isinstance(layer, DenseConfig):
+        return DenseSpec(layer.units, layer.activation, layer.dropout)
+    if isinstance(layer, Conv2DConfig):
+        return Conv2DSpec(layer.filters, layer.kernel, layer.stride, layer.padding, layer.activation)
+    if isinstance(layer, PoolConfig):
+        return PoolSpec(layer.size, layer.type)
+    if isinstance(layer, BatchNormConfig):
+        return BatchNormSpec()
+    return FlattenSpec()
+
+
+def _one_layer() -> list[LayerConfig]:
+    return [DenseConfig(units=128)]
+
+
+class Architecture(StrictModel):
+    """What a network is, apart from how it is trained: enough to say its shapes and size."""
+
+    dataset: Annotated[str, Field(description="a name from GET /api/datasets")] = "mnist"
+    layers: Annotated[list[LayerConfig], Field(max_length=1000)] = Field(default_factory=lambda: _one_layer())
+    output_activation: OutputActivation = "softmax"
+    loss: Loss = "cross_entropy"
+    init: Literal["he", "xavier", "naive"] = "he"
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, name: str) -> str:
+        if name not in REGISTRY:
+            raise ValueError(f"unknown data set; choose one of {sorted(REGISTRY)}")
+        return name
+
+    @model_validator(mode="after")
+    def _network_fits(self) -> Architecture:
+        if self.loss == "cross_entropy" and self.output_activation == "linear":
+            raise ValueError("cross_entropy needs a softmax or sigmoid output activation")
+        try:
+            self.model_spec()
+        except ModelFormatError as exc:  # e.g. a conv after a dense layer, a pool that shrinks below 1x1
+            raise ValueError(str(exc).removeprefix("invalid model spec: ")) from None
+        return self
+
+    @property
+    def dataset_info(self) -> DatasetInfo:
+        return REGISTRY[self.dataset]
+
+    def model_spec(self) -> ModelSpec:
+        info = self.dataset_info
+        return ModelSpec(
+            input_shape=info.input_shape,
+            layers=tuple(_layer_spec(layer) for layer in self.layers),
+            output=OutputSpec(info.classes, self.output_activation),
+            loss=self.loss,
+            init=self.init,
+        )
+
+    def describe(self) -> list[LayerInfo]:
+        return describe(self.model_spec())
+
+    def parameter_count(self) -> int:
+        return sum(row.parameters for row in self.describe())
+
+
+class OptimizerConfig(StrictModel):
+    name: Literal["sgd", "momentum", "nesterov", "adam"] = "adam"
+    momentum: Annotated[float, Field(ge=0.0, lt=1.0, description="for momentum and nesterov")] = 0.9
+    beta1: Annotated[float, Field(ge=0.0, lt=1.0, description="Adam's first-moment decay")] = 0.9
+    beta2: Annotated[float, Field(ge=0.0, lt=1.0, description="Adam's second-moment decay")] = 0.999
+
+
+class ScheduleConfig(StrictModel):
+    name: Literal["constant", "step", "cosine"] = "constant"
+    step_size: Annotated[int, Field(ge=1, le=1000, description="epochs between decays (step)")] = 5
+    gamma: Annotated[float, Field(gt=0.0, le=1.0, description="decay factor (step)")] = 0.5
+
+
+class RunConfig(Architecture):
+    name: Annotated[str, Field(max_length=80, description="a label for the run list")] = ""
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    learning_rate: Annotated[float, Field(gt=0.0, le=1000.0)] = 1e-3
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    batch_size: Annotated[int, Field(ge=1, le=1_000_000)] = 128
+    epochs: Annotated[int, Field(ge=1, le=100_000)] = 10
+    l2: Annotated[float, Field(ge=0.0, le=10.0, description="weight decay")] = 0.0
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
+    train_subset: Annotated[int | None, Field(ge=1, description="samples; null = all")] = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RunConfig:
+        if self.optimizer.name == "nesterov" and self.optimizer.momentum == 0:
+            raise ValueError("nesterov needs a momentum above 0")
+        size = self.dataset_info.train_size
+        if size is not None and self.train_subset is not None and self.train_subset > size:
+            raise ValueError(f"train_subset is larger than the {size} training samples of {self.dataset}")
+        if self.batch_size > (self.train_subset or size or self.batch_size):
+            raise ValueError("batch_size is larger than the training set")
+        return self
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            optimizer=self.optimizer.name,
+            learning_rate=self.learning_rate,
+            momentum=self.optimizer.momentum,
+            beta1=self.optimizer.beta1,
+            beta2=self.optimizer.beta2,
+            schedule=self.schedule.name,
+            step_size=self.schedule.step_size,
+            gamma=self.schedule.gamma,
+            l2=self.l2,
+            seed=self.seed,
+            train_subset=self.train_subset,
+        )
+
+
+class LimitError(ValueError):
+    """A request exceeds one of the configured limits; the message names it."""
+
+    def __init__(self, limit: str, message: str) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
+def check_spec_limits(spec: ModelSpec, settings: Settings) -> None:
+    """The size limits of a network, from the engine's description: for runs and uploaded models alike."""
+    rows = describe(spec)
+    dense = [layer.units for layer in spec.layers if isinstance(layer, DenseSpec)]
+    conv = [layer.filters for layer in spec.layers if isinstance(layer, Conv2DSpec)]
+    checks = [
+        ("max_layers", len(spec.layers), settings.max_layers, "hidden layers"),
+        ("max_units", max(dense, default=0), settings.max_units, "units in a layer"),
+        ("max_filters", max(conv, default=0), settings.max_filters, "filters in a conv layer"),
+        ("max_parameters", sum(r.parameters for r in rows), settings.max_parameters, "parameters"),
+        ("max_macs", sum(r.macs for r in rows), settings.max_macs, "multiply-adds per sample"),
+    ]
+    for limit, value, maximum, what in checks:
+        if value > maximum:
+            raise LimitError(limit, f"{value:,} {what} exceeds the limit {limit}={maximum:,}")
+
+
+def check_limits(config: RunConfig, settings: Settings) -> None:
+    """Called before any array is allocated."""
+    check_spec_limits(config.model_spec(), settings)
+    for limit, value, maximum, what in (
+        ("max_epochs", config.epochs, settings.max_epochs, "epochs"),
+        ("max_batch_size", config.batch_size, settings.max_batch_size, "batch size"),
+    ):
+        if value > maximum:
+            raise LimitError(limit, f"{value} {what} exceeds the limit {limit}={maximum}")

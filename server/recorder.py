@@ -1,0 +1,175 @@
+"""How engine events become stored rows and wire messages, for one run. Called from the training thread;
+it encodes each message once, stores what must survive, and publishes to the run's watchers."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine.layers import Dense
+from engine.model import Model
+from engine.trainer import BatchProgress, Dataset, EpochEnd, Event, StateChange
+from server.fanout import LocalFanout
+from server.messages import (
+    EpochMessage,
+    Extras,
+    HistogramOut,
+    ImagesOut,
+    LayerHistogramsOut,
+    MisclassifiedItem,
+    MisclassifiedOut,
+    ProgressMessage,
+    StateMessage,
+)
+from server.store import Store
+
+log = logging.getLogger("nnplay.runs")
+
+MAX_FILTERS = 64  # first-layer units (or filter channels) drawn as images
+
+
+@dataclass
+class RunRecorder:
+    run_id: str
+    epochs: int
+    store: Store
+    fanout: LocalFanout
+    data: Dataset | None  # set once the training job has loaded it
+    extras_interval: float  # seconds between bulky views sent to clients (always with the last epoch)
+    clock: float = field(default_factory=time.perf_counter)  # when training started, for the time-left estimate
+    train_seconds: float = 0.0  # sum of finished epochs' wall time
+    test_accuracy: float | None = None  # of the latest epoch
+    extras_sent_at: float = 0.0
+    model: Model | None = None
+    on_state: Callable[[str], None] = lambda state: None  # running <-> paused, for the run's live state
+
+    def publish_state(self, state: str) -> None:
+        self.fanout.publish(self.run_id, "state", StateMessage(run_id=self.run_id, state=state).encode())
+
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, BatchProgress):
+            done = (event.epoch - 1) * event.batches + event.batch
+            total = self.epochs * event.batches
+            elapsed = time.perf_counter() - self.clock
+            message = ProgressMessage(
+                run_id=self.run_id,
+                epoch=event.epoch,
+                epochs=self.epochs,
+                batch=event.batch,
+                batches=event.batches,
+                loss=event.loss,
+                learning_rate=event.learning_rate,
+                eta_s=elapsed / done * (total - done) if done else None,
+            )
+            self.fanout.publish(self.run_id, "progress", message.encode())
+        elif isinstance(event, EpochEnd):
+            self._on_epoch(event)
+        elif isinstance(event, StateChange) and event.state in ("running", "paused"):
+            self.on_state(event.state)
+            try:
+                self.store.update_run(self.run_id, state=event.state)
+            except Exception as exc:  # a full disk must not stop training
+                log.warning("could not store the state of %s: %s", self.run_id, exc)
+            self.publish_state(event.state)
+
+    def _on_epoch(self, event: EpochEnd) -> None:
+        assert self.model is not None
+        message = epoch_message(self.run_id, event)
+        assert self.data is not None
+        extras = extras_of(self.model, event, self.data)
+        self.train_seconds += event.seconds
+        self.test_accuracy = event.test_accuracy
+        try:
+            self.store.add_epoch(
+                self.run_id,
+                event.epoch,
+                message.encode(),
+                extras.encode(),
+                test_accuracy=event.test_accuracy,
+                test_loss=event.test_loss if math.isfinite(event.test_loss) else None,
+                train_seconds=self.train_seconds,
+            )
+        except Exception as exc:  # disk full / read-only: training goes on, the run says so at the end
+            log.warning("could not store epoch %s of %s: %s", event.epoch, self.run_id, exc)
+        # The bulky views (~90 kB) are ~all of an epoch message's bytes. With many clients and sub-second
+        # epochs, sending them every epoch cost 13% of training speed; at most once per interval (and always
+        # with the last epoch) they cost next to nothing. The store keeps the latest for snapshots either way.
+        now = time.monotonic()
+        if now - self.extras_sent_at >= self.extras_interval or event.epoch == event.epochs:
+            self.extras_sent_at = now
+            message.filters, message.misclassified = extras.filters, extras.misclassified
+        message.ended_at = time.time()
+        self.fanout.publish(self.run_id, "epoch", message.encode())
+
+
+def epoch_message(run_id: str, event: EpochEnd) -> EpochMessage:
+    return EpochMessage(
+        run_id=run_id,
+        epoch=event.epoch,
+        epochs=event.epochs,
+        train_loss=event.train_loss,
+        train_accuracy=event.train_accuracy,
+        test_loss=event.test_loss,
+        test_accuracy=event.test_accuracy,
+        seconds=event.seconds,
+        learning_rate=event.learning_rate,
+        histograms=[
+            LayerHistogramsOut(
+                layer=h.layer,
+                type=h.type,
+                shape=list(h.shape),
+                weights=HistogramOut(edges=h.weights.edges, counts=h.weights.counts),
+                biases=HistogramOut(edges=h.biases.edges, counts=h.biases.counts),
+                gradients=HistogramOut(edges=h.gradients.edges, counts=h.gradients.counts),
+            )
+            for h in event.histograms
+        ],
+        confusion=event.confusion,
+    )
+
+
+def _grey(images: np.ndarray) -> str:
+    """Signed weights as uint8 images, each scaled to its own largest magnitude: mid-grey is zero."""
+    flat = images.reshape(images.shape[0], -1)
+    scale = np.abs(flat).max(axis=1, keepdims=True)
+    scale[scale == 0] = 1
+    grey = np.nan_to_num(flat / scale * 127.5 + 127.5).clip(0, 255).astype(np.uint8)
+    return base64.b64encode(grey.tobytes()).decode()
+
+
+def filter_images(model: Model) -> ImagesOut:
+    """What the first layer looks for: a dense layer's units as input-sized images (when the input is an
+    image), or a conv layer's kernels, one image per (filter, input channel)."""
+    first = model.owners.get(min(model.owners)) if model.owners else None
+    shape = model.spec.input_shape
+    if isinstance(first, Dense) and len(shape) == 3 and shape[2] == 1:
+        w = first.params["W"][:, :MAX_FILTERS].T  # (units, H*W)
+        return ImagesOut(count=int(w.shape[0]), size=shape[0], data=_grey(w))
+    if first is not None and first.params.get("W") is not None and first.params["W"].ndim == 4:
+        k = first.params["W"].shape[0]
+        kernels = np.moveaxis(first.params["W"], (2, 3), (1, 0)).reshape(-1, k, k)[:MAX_FILTERS]  # (F*C, k, k)
+        return ImagesOut(count=int(kernels.shape[0]), size=int(k), data=_grey(kernels))
+    return ImagesOut(count=0, size=0, data="")
+
+
+def extras_of(model: Model, event: EpochEnd, data: Dataset) -> Extras:
+    wrong = event.misclassified
+    shape = model.spec.input_shape
+    if wrong and len(shape) == 3 and shape[2] == 1:
+        rows = data.x_test[[i for i, _, _ in wrong]]
+        images = np.rint(rows.reshape(len(wrong), -1) * 255).clip(0, 255).astype(np.uint8)
+    else:
+        images = np.zeros((0,), np.uint8)
+    return Extras(
+        filters=filter_images(model),
+        misclassified=MisclassifiedOut(
+            items=[MisclassifiedItem(index=i, label=label, predicted=pred) for i, label, pred in wrong],
+            data=base64.b64encode(images.tobytes()).decode(),
+        ),
+    )
