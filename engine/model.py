@@ -37,6 +37,7 @@ class Model:
     dtype: type = np.float32
     meta: dict[str, Any] = field(default_factory=dict)  # free-form provenance saved with the model
     owners: dict[int, Layer] = field(default_factory=dict)  # spec index -> the layer holding its parameters
+    spec_index: list[int] = field(default_factory=list)  # for each layer in `layers`, its spec layer's index
 
     @classmethod
     def build(cls, spec: ModelSpec, *, seed: int = 0, dtype: type = np.float32) -> Model:
@@ -46,6 +47,7 @@ class Model:
         init_rng, dropout_rng = np.random.default_rng(init_seq), np.random.default_rng(dropout_seq)
         infos = describe(spec)
         layers: list[Layer] = []
+        spec_index: list[int] = []
         owners: dict[int, Layer] = {}
         shape = spec.input_shape
         specs = (*spec.layers, DenseSpec(spec.output.units, spec.output.activation))
@@ -96,7 +98,9 @@ class Model:
             elif isinstance(layer_spec, FlattenSpec) and layers:
                 layers.append(Flatten())
             shape = info.output_shape
-        return cls(spec, layers, get_loss(spec.loss, spec.output.activation), dtype, owners=owners)
+            spec_index += [i] * (len(layers) - len(spec_index))
+        loss = get_loss(spec.loss, spec.output.activation)
+        return cls(spec, layers, loss, dtype, owners=owners, spec_index=spec_index)
 
     @property
     def output_activation(self) -> ActivationLayer:
@@ -125,6 +129,17 @@ class Model:
         for layer in self.layers[:-1]:
             x = layer.forward(x, training)
         return x, self.layers[-1].forward(x, training)
+
+    def activations(self, x: np.ndarray) -> dict[int, np.ndarray]:
+        """Inference, keeping each spec layer's output (after its activation; dropout is off): what a conv
+        layer's feature maps or a dense layer's units show for this input. The output layer's key is
+        len(spec.layers)."""
+        out: dict[int, np.ndarray] = {}
+        x = self._shaped(np.asarray(x, dtype=self.dtype))
+        for layer, index in zip(self.layers, self.spec_index, strict=True):
+            x = layer.forward(x, False)
+            out[index] = x
+        return out
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         """The outputs as a distribution over classes whatever the output layer (softmax already is one)."""

@@ -48,11 +48,26 @@ class MisclassifiedOut(Message):
     data: str  # base64 of len(items) 28x28 uint8 images
 
 
+class FeatureMapsOut(Message):
+    layer: int  # index of the conv (or pool) layer in the layer list
+    type: str
+    maps: ImagesOut  # one image per channel of the layer's output, each scaled to its own range
+
+
+class ConvView(Message):
+    layer: int  # index of the conv layer in the layer list
+    channels: int  # input channels: filters holds filters*channels kernels, filter-major
+    filters: ImagesOut  # every kernel, kernel x kernel, mid-grey = 0
+    maps: ImagesOut  # the layer's feature maps for the fixed sample digit
+
+
 class Extras(Message):
     """The bulky per-epoch views, stored for the latest epoch only and sent at most once a second."""
 
     filters: ImagesOut  # what each first-layer unit (or filter) looks for
     misclassified: MisclassifiedOut
+    conv: list[ConvView] = []  # per conv layer, input side first
+    sample: MisclassifiedItem | None = None  # the fixed test digit the feature maps show (index, label, predicted)
 
 
 class ProgressMessage(Message):
@@ -83,6 +98,8 @@ class EpochMessage(Message):
     ended_at: float | None = None  # unix time the epoch ended, so clients can measure delivery
     filters: ImagesOut | None = None  # present when the bulky views go out with this epoch
     misclassified: MisclassifiedOut | None = None
+    conv: list[ConvView] | None = None
+    sample: MisclassifiedItem | None = None
 
 
 class StateMessage(Message):

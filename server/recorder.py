@@ -17,8 +17,10 @@ from engine.model import Model
 from engine.trainer import BatchProgress, Dataset, EpochEnd, Event, StateChange
 from server.fanout import LocalFanout
 from server.messages import (
+    ConvView,
     EpochMessage,
     Extras,
+    FeatureMapsOut,
     HistogramOut,
     ImagesOut,
     LayerHistogramsOut,
@@ -104,6 +106,7 @@ class RunRecorder:
         if now - self.extras_sent_at >= self.extras_interval or event.epoch == event.epochs:
             self.extras_sent_at = now
             message.filters, message.misclassified = extras.filters, extras.misclassified
+            message.conv, message.sample = extras.conv, extras.sample
         message.ended_at = time.time()
         self.fanout.publish(self.run_id, "epoch", message.encode())
 
@@ -158,6 +161,49 @@ def filter_images(model: Model) -> ImagesOut:
     return ImagesOut(count=0, size=0, data="")
 
 
+def scaled_maps(maps: np.ndarray) -> ImagesOut:
+    """(H, W, C) activations -> C greyscale images, each scaled to its own range (0 black for ReLU outputs,
+    mid-grey for zero when the maps are signed)."""
+    h, _, c = maps.shape
+    per_map = np.moveaxis(maps, 2, 0).reshape(c, -1).astype(np.float64)
+    if per_map.min(initial=0) >= 0:
+        top = per_map.max(axis=1, keepdims=True)
+        top[top == 0] = 1
+        grey = (per_map / top * 255).clip(0, 255).astype(np.uint8)
+        return ImagesOut(count=c, size=h, data=base64.b64encode(grey.tobytes()).decode())
+    return ImagesOut(count=c, size=h, data=_grey(per_map))
+
+
+def feature_maps(model: Model, image_row: np.ndarray) -> list[FeatureMapsOut]:
+    """Every image layer's output for one input, as pictures: what the conv layers see in a digit."""
+    acts = model.activations(image_row.reshape(1, -1))
+    return [
+        FeatureMapsOut(layer=i, type=layer.type, maps=scaled_maps(acts[i][0]))
+        for i, layer in enumerate(model.spec.layers)
+        if layer.type in ("conv2d", "maxpool2d", "avgpool2d") and acts[i].ndim == 4
+    ]
+
+
+def conv_views(model: Model, image_row: np.ndarray) -> list[ConvView]:
+    maps = {m.layer: m.maps for m in feature_maps(model, image_row)}
+    views = []
+    for i, layer in model.owners.items():
+        w = layer.params.get("W")
+        if w is None or w.ndim != 4:
+            continue
+        k, _, c, f = w.shape
+        kernels = np.moveaxis(w, (2, 3), (1, 0)).reshape(f * c, k, k)  # filter-major, then input channel
+        views.append(
+            ConvView(
+                layer=i, channels=int(c), filters=ImagesOut(count=f * c, size=k, data=_grey(kernels)), maps=maps[i]
+            )
+        )
+    return views
+
+
+SAMPLE_INDEX = 0  # the fixed test digit whose feature maps are drawn every epoch (MNIST's first: a 7)
+
+
 def extras_of(model: Model, event: EpochEnd, data: Dataset) -> Extras:
     wrong = event.misclassified
     shape = model.spec.input_shape
@@ -166,7 +212,14 @@ def extras_of(model: Model, event: EpochEnd, data: Dataset) -> Extras:
         images = np.rint(rows.reshape(len(wrong), -1) * 255).clip(0, 255).astype(np.uint8)
     else:
         images = np.zeros((0,), np.uint8)
+    has_conv = any(layer.type == "conv2d" for layer in model.spec.layers)
+    sample = data.x_test[SAMPLE_INDEX] if has_conv and len(data.x_test) else None
+    predicted = int(model.probabilities(sample.reshape(1, -1)).argmax()) if sample is not None else 0
     return Extras(
+        conv=conv_views(model, sample) if sample is not None else [],
+        sample=MisclassifiedItem(index=SAMPLE_INDEX, label=int(data.y_test[SAMPLE_INDEX]), predicted=predicted)
+        if sample is not None
+        else None,
         filters=filter_images(model),
         misclassified=MisclassifiedOut(
             items=[MisclassifiedItem(index=i, label=label, predicted=pred) for i, label, pred in wrong],

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from server.config import RunConfig, StrictModel
-from server.messages import EpochMessage, Extras
+from server.messages import EpochMessage, Extras, FeatureMapsOut
 
 ModelId = Annotated[str, Field(pattern=r"^(default|[rm][0-9a-f]{10})$", description="a model or run id")]
 
@@ -149,3 +149,4 @@ class PredictResponse(BaseModel):
     probabilities: list[float]
     input: list[list[float]]  # the 28x28 image the network saw, 0-1, ink high
     model: str
+    feature_maps: list[FeatureMapsOut] = []  # every conv/pool layer's output for this drawing

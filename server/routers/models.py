@@ -14,6 +14,7 @@ from engine.model import ModelFormatError
 from server.config import LimitError
 from server.context import Ctx
 from server.imaging import ImageError, prepare
+from server.recorder import feature_maps
 from server.registry import UnknownModel
 from server.runs import new_id
 from server.schemas import ModelInfo, PredictRequest, PredictResponse, UploadedModel
@@ -79,4 +80,5 @@ def predict(body: PredictRequest, ctx: Ctx) -> PredictResponse:
         probabilities=[round(float(p), 6) for p in probs],
         input=np.round(image, 4).tolist(),
         model=model_id,
+        feature_maps=feature_maps(model, image.reshape(1, -1).astype(model.dtype)),
     )

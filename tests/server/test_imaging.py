@@ -490,3 +490,26 @@ def test_random_valid_pngs_decode_to_ink_in_range(width: int, height: int, mode:
         assert_mnist_like(mnist_preprocess(ink))
     except ImageError as e:
         assert e.status_code == 422
+
+
+def test_thin_pen_strokes_are_grown_towards_mnist_width() -> None:
+    # a 150 px "1" drawn with a 4 px pen: once scaled into the 20 px box its stroke would be ~0.5 px of faint
+    # grey; grown towards MNIST's width it reads as ink
+    ink = np.zeros((200, 200), np.float32)
+    ink[25:175, 98:102] = 1.0
+    out = mnist_preprocess(ink)
+    assert out.max() > 0.9
+    thick = np.zeros((200, 200), np.float32)
+    thick[25:175, 90:110] = 1.0  # a 20 px pen is as thick as MNIST's strokes already: left as drawn
+    np.testing.assert_array_equal(mnist_preprocess(thick) > 0, _scaled_box(thick) > 0)
+
+
+def _scaled_box(ink: np.ndarray) -> np.ndarray:
+    from server import imaging
+
+    saved = imaging.normalise_stroke
+    imaging.normalise_stroke = lambda crop: crop
+    try:
+        return mnist_preprocess(ink)
+    finally:
+        imaging.normalise_stroke = saved
