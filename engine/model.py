@@ -29,6 +29,9 @@ from engine.losses import LOSSES, Loss, get_loss
 FORMAT_VERSION = 1
 
 
+MAX_HEADER_BYTES = 1_000_000  # the stored JSON header (spec + free-form metadata), as a NumPy unicode array
+
+
 class ModelFormatError(ValueError):
     """A spec or a model file that cannot describe a valid network."""
 
@@ -211,6 +214,22 @@ class Model:
         return buf.getvalue()
 
     @classmethod
+    def read_spec(cls, source: bytes) -> ModelSpec:
+        """Only the spec in a model file's header: enough to check size limits before any array is read."""
+        try:
+            data = np.load(io.BytesIO(source), allow_pickle=False)
+            if not isinstance(data, NpzFile):
+                raise ModelFormatError("not an .npz archive")
+            with data:
+                return cls._read_header(data)[0]
+        except ModelFormatError:
+            raise
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ModelFormatError(f"not a valid model file: {exc}") from None
+        except (OSError, EOFError, zipfile.BadZipFile, zlib.error, RecursionError, MemoryError) as exc:
+            raise ModelFormatError(f"not a valid .npz model file: {type(exc).__name__}") from None
+
+    @classmethod
     def load(cls, source: str | Path | BinaryIO | bytes) -> Model:
         """Load and check a model file. The header and the archive's directory are checked before any array
         is read, so a small file that declares a huge array (or a pickled one) is refused without
@@ -254,8 +273,14 @@ class Model:
 
     @staticmethod
     def _read_header(data: NpzFile) -> tuple[ModelSpec, dict[str, Any], type, dict[str, tuple[int, ...]]]:
-        if "header" not in data.files or _member_size(data, "header") > 1_000_000:
+        if "header" not in data.files:
             raise ModelFormatError("not an nnplay model: missing JSON header")
+        header_size = _member_size(data, "header")
+        if header_size > MAX_HEADER_BYTES:
+            raise ModelFormatError(
+                f"the model's JSON header (its spec and metadata) is too large: {header_size} bytes stored,"
+                f" the limit is {MAX_HEADER_BYTES} bytes"
+            )
         header_arr = data["header"]
         if header_arr.dtype.kind != "U" or header_arr.shape != ():
             raise ModelFormatError("not an nnplay model: missing JSON header")

@@ -21,8 +21,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from server.admission import PredictionSlots
+from server.auth import TokenGuard, ensure_token, token_url
 from server.context import AppContext
 from server.routers import meta, models, runs, ws
+from server.security import SiteGuard
 from server.settings import Settings, get_settings
 
 log = logging.getLogger("nnplay")
@@ -103,7 +106,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        policy = (DOCS_CSP if scope["path"] in ("/docs", "/redoc") else CSP).encode()
+        policy = (DOCS_CSP if scope["path"] == "/docs" else CSP).encode()
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -139,7 +142,10 @@ def _clean_errors(errors: Any) -> list[dict[str, Any]]:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or get_settings()
+    settings, generated = ensure_token(settings or get_settings())
+    if generated:  # `nnplay serve` makes and prints the token itself; this is for any other way of serving the app
+        token = settings.token.get_secret_value() if settings.token else ""
+        log.warning("this server needs a token: open %s", token_url(settings.host, settings.port, token))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -169,7 +175,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         docs_url=None,
+        redoc_url=None,  # ReDoc loads from a CDN that the page's own CSP blocks: it would be a blank page
     )
+    app.state.prediction_slots = PredictionSlots(settings.max_concurrent_predictions)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -224,6 +232,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ui = StaticFiles(directory=settings.frontend_dir / "public", html=True, check_dir=False)
         app.router.routes.append(UIMount("/", app=ui, name="ui"))
 
+    # outermost last: security headers on every answer, then Host/Origin/type, then the token, then the body
     app.add_middleware(BodyLimit, settings=settings)
+    app.add_middleware(TokenGuard, settings=settings)
+    app.add_middleware(SiteGuard, settings=settings)
     app.add_middleware(SecurityHeaders)
     return app
