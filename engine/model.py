@@ -14,7 +14,7 @@ import numpy as np
 from engine.activations import stable_softmax
 from engine.layers import ActivationLayer, Dense, Dropout, Flatten, Layer
 from engine.losses import Loss, get_loss
-from engine.modelfile import read_model_file, write_model_file
+from engine.modelfile import read_model_file, read_spec, write_model_file
 from engine.spec import (
     BatchNormSpec,
     Conv2DSpec,
@@ -185,6 +185,11 @@ class Model:
         buf = io.BytesIO()
         self.save(buf)
         return buf.getvalue()
+
+    @staticmethod
+    def read_spec(source: bytes) -> ModelSpec:
+        """The spec from a model file's header alone (no array is read): for checking limits first."""
+        return read_spec(source)
 
     @classmethod
     def load(cls, source: str | Path | BinaryIO | bytes) -> Model:

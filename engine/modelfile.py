@@ -86,12 +86,30 @@ def read_model_file(
     return LoadedFile(spec, dtype, meta, {back.get(name, name): a for name, a in arrays.items()})
 
 
+def read_spec(source: bytes) -> ModelSpec:
+    """Only the spec in a model file's header: enough to check size limits before any array is read."""
+    try:
+        data = np.load(io.BytesIO(source), allow_pickle=False)
+        if not isinstance(data, NpzFile):
+            raise ModelFormatError("not an .npz archive")
+        with data:
+            return _read_header(data)[0]
+    except ModelFormatError:
+        raise
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ModelFormatError(f"not a valid model file: {exc}") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, RecursionError, MemoryError) as exc:
+        raise ModelFormatError(f"not a valid .npz model file: {type(exc).__name__}") from None
+
+
 def _read_header(data: NpzFile) -> tuple[ModelSpec, dict[str, Any], type, dict[str, str]]:
     """Spec, meta, dtype, and for format 1 the map from format-2 array names to the file's names."""
     if "header" not in data.files:
         raise ModelFormatError("not an nnplay model: missing JSON header")
     if _member_size(data, "header") > MAX_HEADER_BYTES:
-        raise ModelFormatError(f"the model's JSON header is larger than {MAX_HEADER_BYTES} bytes")
+        raise ModelFormatError(
+            f"the model's JSON header (spec and metadata) is too large: the limit is {MAX_HEADER_BYTES} bytes"
+        )
     header_arr = data["header"]
     if header_arr.dtype.kind != "U" or header_arr.shape != ():
         raise ModelFormatError("not an nnplay model: the header is not a JSON string")

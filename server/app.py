@@ -23,10 +23,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from server.admission import PredictionSlots
+from server.auth import TokenGuard, ensure_token, token_url
 from server.context import AppContext
 from server.messages import ControlMessage, ServerMessage
 from server.routers import meta, models, runs, ws
 from server.schemas import SnapshotMessage
+from server.security import SiteGuard
 from server.settings import Settings, get_settings
 
 log = logging.getLogger("nnplay")
@@ -107,7 +110,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        policy = (DOCS_CSP if scope["path"] in ("/docs", "/redoc") else CSP).encode()
+        policy = (DOCS_CSP if scope["path"] == "/docs" else CSP).encode()
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -165,7 +168,10 @@ def _document_messages(app: FastAPI) -> None:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or get_settings()
+    settings, generated = ensure_token(settings or get_settings())
+    if generated:  # `nnplay serve` makes and prints the token itself; this is for any other way of serving the app
+        token = settings.token.get_secret_value() if settings.token else ""
+        log.warning("this server needs a token: open %s", token_url(settings.host, settings.port, token))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -197,6 +203,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,  # ReDoc loads from a CDN that our own CSP blocks; /docs is vendored and works offline
     )
+    app.state.prediction_slots = PredictionSlots(settings.max_concurrent_predictions)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -252,6 +259,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.router.routes.append(UIMount("/", app=ui, name="ui"))
 
     _document_messages(app)
+    # outermost last: security headers on every answer, then Host/Origin/type, then the token, then the body
     app.add_middleware(BodyLimit, settings=settings)
+    app.add_middleware(TokenGuard, settings=settings)
+    app.add_middleware(SiteGuard, settings=settings)
     app.add_middleware(SecurityHeaders)
     return app

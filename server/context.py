@@ -47,11 +47,6 @@ class AppContext:
         store = Store(settings.db_path)
         data = DataProvider(settings.data_dir)
         models = ModelRegistry(settings, store)
-        if not settings.train_default_model:
-            models.default_missing_reason = (
-                "there is no default model, and this server does not train one (NNPLAY_TRAIN_DEFAULT_MODEL=0): "
-                "train a run and pick its model, or upload one"
-            )
         fanout = LocalFanout(settings.ws_queue_size, settings.ws_queue_bytes)
         ctx = cls(settings, store, data, models, RunManager(settings, store, data, models, fanout))
         ctx.runs.on_end.append(ctx._install_default)

@@ -30,7 +30,6 @@ class ModelRegistry:
         self.cache_size = cache_size
         self._cache: OrderedDict[str, tuple[float, Model]] = OrderedDict()
         self._lock = threading.Lock()
-        self.default_missing_reason = "the default model is not ready yet (it is being trained); try again soon"
 
     def path_of(self, model_id: str) -> Path:
         if not ID_PATTERN.match(model_id):
@@ -47,7 +46,7 @@ class ModelRegistry:
             mtime = path.stat().st_mtime
         except OSError:  # missing, or the models directory itself is unusable
             if model_id == "default":
-                raise UnknownModel(self.default_missing_reason) from None
+                raise UnknownModel(self._default_missing()) from None
             raise UnknownModel("no model with this id") from None
         with self._lock:
             hit = self._cache.get(model_id)
@@ -60,6 +59,15 @@ class ModelRegistry:
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
         return model_id, model
+
+    def _default_missing(self) -> str:
+        if not self.settings.train_default_model:
+            return (
+                "the default model is not available: this server does not train it (NNPLAY_TRAIN_DEFAULT_MODEL=0)."
+                " Make it with `nnplay train --preset default --out DATA_DIR/models/default.npz`, start the server"
+                " with NNPLAY_TRAIN_DEFAULT_MODEL=1, or name another model ('model', see GET /api/models)"
+            )
+        return "the default model is not ready yet (it is being trained); try again soon"
 
     def forget(self, model_id: str) -> None:
         with self._lock:

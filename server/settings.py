@@ -3,10 +3,12 @@ e.g. NNPLAY_PORT=9000 or NNPLAY_MAX_CONCURRENT_RUNS=1."""
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from engine.datasets.mnist import default_data_dir
@@ -17,29 +19,65 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default_factory=default_data_dir)  # MNIST cache, SQLite database, models
     seed_data_dir: Path | None = None  # read-only data to start from when data_dir is empty (the Docker image's)
-    host: str = "127.0.0.1"
-    port: int = 8000
+    host: Annotated[str, Field(min_length=1)] = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8000  # 0: any free port (the one bound is printed)
     frontend_dir: Path = Path(__file__).resolve().parent.parent / "frontend"  # static page, with node_modules
     train_default_model: bool = True  # train the default model in the background if it is missing
     # limits: each one named in the error a request gets when it exceeds it
-    max_concurrent_runs: int = 2  # runs training at once; more wait in a queue
-    max_queued_runs: int = 8  # runs waiting; past this POST /api/runs answers 429
-    max_layers: int = 8  # hidden layers
-    max_units: int = 2048  # units per hidden layer
-    max_parameters: int = 4_000_000  # weights + biases of one network
-    max_filters: int = 64  # output channels of one conv layer
-    max_macs: int = 20_000_000  # multiply-adds per sample through the whole network (conv layers add up fast)
-    max_epochs: int = 200
-    max_batch_size: int = 4096
-    max_body_bytes: int = 2 * 1024 * 1024  # any JSON request body
-    max_model_bytes: int = 40 * 1024 * 1024  # an uploaded .npz model
-    max_image_bytes: int = 2 * 1024 * 1024  # a PNG drawing, decoded from base64
-    max_canvas_side: int = 2048  # pixels, width or height of a drawing
-    max_ws_message_bytes: int = 16 * 1024  # a message a client sends over the WebSocket
-    ws_queue_size: int = 64  # epoch/state messages buffered per WebSocket client before it is dropped
-    ws_queue_bytes: int = 2 * 1024 * 1024  # ... or this many bytes of them, whichever comes first
-    ws_extras_interval: float = 1.0  # seconds: filters and misclassified digits go out at most this often
-    ws_send_timeout: float = 10.0  # seconds a client may leave one message unaccepted before it is dropped
+    max_concurrent_runs: Annotated[int, Field(ge=1)] = 2  # runs training at once; more wait in a queue
+    max_queued_runs: Annotated[int, Field(ge=0)] = 8  # runs waiting; past this POST /api/runs answers 429
+    max_layers: Annotated[int, Field(ge=1)] = 8  # hidden layers
+    max_units: Annotated[int, Field(ge=1)] = 2048  # units per hidden layer
+    max_parameters: Annotated[int, Field(ge=1)] = 4_000_000  # weights + biases of one network
+    max_filters: Annotated[int, Field(ge=1)] = 64  # output channels of one conv layer
+    max_macs: Annotated[int, Field(ge=1)] = 20_000_000  # multiply-adds per sample through the whole network
+    max_epochs: Annotated[int, Field(ge=1)] = 200
+    max_batch_size: Annotated[int, Field(ge=1)] = 4096
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 2 * 1024 * 1024  # any JSON request body
+    max_model_bytes: Annotated[int, Field(ge=1024)] = 40 * 1024 * 1024  # an uploaded .npz model
+    max_image_bytes: Annotated[int, Field(ge=1024)] = 2 * 1024 * 1024  # a PNG drawing, decoded from base64
+    max_canvas_side: Annotated[int, Field(ge=28, le=16384)] = 2048  # pixels, width or height of a drawing
+    max_concurrent_predictions: Annotated[int, Field(ge=1)] = (
+        4  # /api/predict computing at once; past it 503 + Retry-After
+    )
+    max_ws_message_bytes: Annotated[int, Field(ge=256)] = 16 * 1024  # a message a client sends over the WebSocket
+    ws_queue_size: Annotated[int, Field(ge=1)] = (
+        64  # epoch/state messages buffered per WebSocket client before it is dropped
+    )
+    ws_queue_bytes: Annotated[int, Field(ge=64 * 1024)] = (
+        2 * 1024 * 1024
+    )  # ... or this many bytes of them, whichever first
+    ws_extras_interval: Annotated[float, Field(ge=0.0, le=3600.0)] = (
+        1.0  # seconds: filters and misclassified digits, at most
+    )
+    ws_send_timeout: Annotated[float, Field(gt=0.0, le=3600.0)] = (
+        10.0  # seconds a client may leave a message unaccepted
+    )
+    # exposure (server/serving.py, server/security.py, server/auth.py)
+    max_connections: Annotated[int, Field(ge=1)] = 1000  # open sockets; past it the oldest idle one is closed, or 503
+    fd_reserve: Annotated[int, Field(ge=16)] = 100  # descriptors kept free for the database, model files and answers
+    max_header_bytes: Annotated[int, Field(ge=1024, le=1024 * 1024)] = 64 * 1024  # request line + headers (431 past it)
+    header_timeout: Annotated[float, Field(gt=0.0, le=600.0)] = 10.0  # seconds for a request's headers to arrive (408)
+    body_timeout: Annotated[float, Field(gt=0.0, le=3600.0)] = (
+        60.0  # seconds for a request's body to arrive, once started
+    )
+    keep_alive_timeout: Annotated[int, Field(ge=1, le=600)] = 5  # seconds an idle keep-alive connection is kept
+    allowed_hosts: str = ""  # more Host names to serve, comma-separated ("*": any); loopback + bind host always
+    allowed_origins: str = ""  # more origins allowed to change state, e.g. https://app.example ("*": any)
+    token: SecretStr | None = None  # required when set; generated when bound to a non-loopback address
+
+    @field_validator("token", mode="before")
+    @classmethod
+    def _empty_token_is_none(cls, value: object) -> object:
+        return None if value == "" else value  # NNPLAY_TOKEN= (empty) means no token set, not an empty token
+
+    @field_validator("token")
+    @classmethod
+    def _usable_token(cls, value: SecretStr | None) -> SecretStr | None:
+        # it travels in a URL, a header and a cookie: only characters safe in all three, and not guessable
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9._~-]{16,512}", value.get_secret_value()):
+            raise ValueError("the token must be 16 to 512 characters from A-Z a-z 0-9 . _ ~ -")
+        return value
 
     @property
     def db_path(self) -> Path:

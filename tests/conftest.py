@@ -19,6 +19,8 @@ import pytest
 from engine.datasets.mnist import default_data_dir, is_available, mnist_dir
 
 ROOT = Path(__file__).resolve().parent.parent
+# Starlette's TestClient sends "Host: testserver"; the server answers only host names it is told to serve.
+os.environ.setdefault("NNPLAY_ALLOWED_HOSTS", "testserver")
 
 
 @pytest.fixture(scope="session")

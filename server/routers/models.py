@@ -10,9 +10,10 @@ import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from engine.model import ModelFormatError
-from server.config import LimitError
-from server.context import Ctx
+from engine.model import Model, ModelFormatError
+from server.admission import PredictionSlots
+from server.config import LimitError, check_spec_limits
+from server.context import AppContext, Ctx
 from server.imaging import ImageError, prepare
 from server.recorder import feature_maps
 from server.registry import UnknownModel
@@ -47,6 +48,8 @@ async def upload_model(
         raise HTTPException(422, "the request body must be an .npz model file")
     model_id = new_id("m")
     try:
+        # the same size limits as a run's network, from the header alone, before any array is read
+        check_spec_limits(await run_in_threadpool(Model.read_spec, payload), ctx.settings)
         # off the event loop: checking a 40 MB file takes a moment
         model = await run_in_threadpool(ctx.models.upload, model_id, name, payload)
     except (ModelFormatError, LimitError) as exc:
@@ -56,8 +59,23 @@ async def upload_model(
     return UploadedModel(id=model_id, name=name, spec=model.spec.to_dict())
 
 
-@router.post("/predict", response_model=PredictResponse, responses={404: {}, 413: {}, 422: {}})
-def predict(body: PredictRequest, ctx: Ctx) -> PredictResponse:
+@router.post("/predict", response_model=PredictResponse, responses={404: {}, 413: {}, 422: {}, 503: {}})
+async def predict(body: PredictRequest, ctx: Ctx, request: Request) -> PredictResponse:
+    slots: PredictionSlots = request.app.state.prediction_slots
+    if not slots.try_acquire():
+        raise HTTPException(
+            503,
+            f"busy: {slots.size} predictions are computing (max_concurrent_predictions); retry in a second",
+            headers={"Retry-After": "1"},
+        )
+    try:
+        # decoding and the forward pass run in a worker thread, never on the event loop
+        return await run_in_threadpool(_predict, body, ctx)
+    finally:
+        slots.release()
+
+
+def _predict(body: PredictRequest, ctx: AppContext) -> PredictResponse:
     started = time.perf_counter()
     s = ctx.settings
     try:
