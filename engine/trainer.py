@@ -6,6 +6,7 @@ from any other thread and take effect between batches.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engine.layers import Layer
+from engine.losses import get_loss
 from engine.metrics import Histogram, accuracy, confusion_matrix
 from engine.model import Model
 from engine.optimizers import make_optimizer
@@ -29,10 +31,12 @@ class TrainConfig:
     momentum: float = 0.9  # for "momentum" and "nesterov"
     beta1: float = 0.9  # Adam's first-moment decay
     beta2: float = 0.999  # Adam's second-moment decay
-    schedule: str = "constant"  # "constant", "step" or "cosine"
+    schedule: str = "constant"  # "constant", "step", "cosine" or "onecycle"
+    warmup: float = 0.3  # "onecycle": fraction of the run spent rising to learning_rate
     step_size: int = 5  # epochs between decays for the "step" schedule
     gamma: float = 0.5  # decay factor for the "step" schedule
     l2: float = 0.0  # weight decay coefficient on weight matrices (not biases)
+    label_smoothing: float = 0.0  # softmax cross-entropy trains towards (1 - eps) one-hot + eps / classes
     seed: int = 0  # one integer makes the whole run reproducible, bit for bit
     train_subset: int | None = None  # train on this many samples (a seeded random subset); None = all
     histogram_bins: int = 30  # bins of every weight/bias/gradient histogram; 0 turns histograms off
@@ -138,6 +142,9 @@ class Trainer:
                 raise ValueError("train_subset must be at least 1")
             keep = np.sort(np.random.default_rng(subset_seq).permutation(n)[: c.train_subset])
             self.data = Dataset(self.data.x_train[keep], self.data.y_train[keep], self.data.x_test, self.data.y_test)
+        spec = self.model.spec
+        # the training loss (test loss stays the model's plain one); refused unless softmax cross-entropy
+        self._train_loss = get_loss(spec.loss, spec.output.activation, label_smoothing=c.label_smoothing)
         self.optimizer = make_optimizer(
             c.optimizer,
             self.model.parameters(),
@@ -168,22 +175,32 @@ class Trainer:
 
     def _lr(self, progress: float) -> float:
         c = self.config
-        return learning_rate(c.schedule, c.learning_rate, progress, c.epochs, step_size=c.step_size, gamma=c.gamma)
+        return learning_rate(
+            c.schedule, c.learning_rate, progress, c.epochs, step_size=c.step_size, gamma=c.gamma, warmup=c.warmup
+        )
 
     def run(self) -> RunEnd:
-        c, d, model = self.config, self.data, self.model
-        n = d.x_train.shape[0]
-        batches = -(-n // c.batch_size)
         self._set_state("running")
-        end: RunEnd | None = None
+        # over/invalid/divide are expected from a diverging run and checked after each batch
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            end = self._epochs()
+        self._set_state(end.state)
+        self.on_event(end)
+        return end
+
+    def _epochs(self) -> RunEnd:
+        c, d, model = self.config, self.data, self.model
+        n, size = d.x_train.shape[0], c.batch_size
+        batches = -(-n // size)
+        optimizer, train_loss, x_train, y_train = self.optimizer, self._train_loss, d.x_train, d.y_train
+        predicted = np.empty(n, np.intp)  # each batch's predictions, scored once at the epoch's end
         first_loss: float | None = None
         last_report = time.perf_counter()  # not reset per epoch: short epochs still report progress
         for epoch in range(1, c.epochs + 1):
             started = time.perf_counter()
             snapshot = [p.copy() for p, _ in model.parameters()]  # the last weights known to be finite
             order = self._shuffle_rng.permutation(n)
-            loss_sum, correct, seen = 0.0, 0, 0
-            window_loss, window_batches = 0.0, 0
+            loss_sum, window_loss, window_batches = 0.0, 0.0, 0
             for b in range(batches):
                 if not self._resume.is_set():
                     self._set_state("paused")
@@ -193,56 +210,48 @@ class Trainer:
                     if not self._stop.is_set():
                         self._set_state("running")
                 if self._stop.is_set():
-                    end = RunEnd("stopped", f"stopped by request during epoch {epoch}", self.epochs_done)
-                    break
-                idx = order[b * c.batch_size : (b + 1) * c.batch_size]
-                xb = d.x_train[idx]  # fancy indexing: ~10x faster than np.take(..., out=), which buffers a copy
-                yb = d.y_train[idx]
-                self.optimizer.lr = self._lr(epoch - 1 + b / batches)
-                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # checked just below
-                    loss, logits = model.loss_and_backward(xb, yb)
+                    return RunEnd("stopped", f"stopped by request during epoch {epoch}", self.epochs_done)
+                lo, hi = b * size, min((b + 1) * size, n)
+                idx = order[lo:hi]
+                xb = x_train[idx]  # fancy indexing: ~10x faster than np.take(..., out=), which buffers a copy
+                yb = y_train[idx]
+                optimizer.lr = self._lr(epoch - 1 + b / batches)
+                loss, logits = model.loss_and_backward(xb, yb, train_loss)
                 if first_loss is None:
-                    first_loss = max(loss, 1.0) if np.isfinite(loss) else 1.0
-                if not np.isfinite(loss) or loss > first_loss * c.divergence_factor:
+                    first_loss = max(loss, 1.0) if math.isfinite(loss) else 1.0
+                if not math.isfinite(loss) or loss > first_loss * c.divergence_factor:
                     if not all(np.isfinite(p).all() for p, _ in model.parameters()):
                         for (p, _), saved in zip(model.parameters(), snapshot, strict=True):
                             p[...] = saved
-                    end = RunEnd(
+                    return RunEnd(
                         "diverged",
                         f"the loss exploded to {loss:.4g} at epoch {epoch}, batch {b + 1} (it started at "
                         f"{first_loss:.3g}): the learning rate is probably too high. "
                         "The last finite weights were kept.",
                         self.epochs_done,
                     )
-                    break
-                self.optimizer.step()
-                loss_sum += loss * idx.size
-                correct += int((logits.argmax(axis=1) == yb).sum())
-                seen += idx.size
+                optimizer.step()
+                np.argmax(logits, axis=1, out=predicted[lo:hi])
+                loss_sum += loss * (hi - lo)
                 window_loss += loss
                 window_batches += 1
                 now = time.perf_counter()
                 if now - last_report >= c.progress_every:
-                    self.on_event(BatchProgress(epoch, b + 1, batches, window_loss / window_batches, self.optimizer.lr))
+                    self.on_event(BatchProgress(epoch, b + 1, batches, window_loss / window_batches, optimizer.lr))
                     window_loss, window_batches, last_report = 0.0, 0, now
-            if end is not None:
-                break
-            summary = self._epoch_end(epoch, started, loss_sum / seen, correct / seen)
+            train_acc = accuracy(predicted, y_train[order])
+            summary = self._epoch_end(epoch, started, loss_sum / n, train_acc)
             self.on_event(summary)
             if not np.isfinite(summary.test_loss):
-                end = RunEnd("diverged", f"the test loss became {summary.test_loss} at epoch {epoch}", self.epochs_done)
-                break
+                return RunEnd(
+                    "diverged", f"the test loss became {summary.test_loss} at epoch {epoch}", self.epochs_done
+                )
             self.epochs_done = epoch
-        if end is None:
-            end = RunEnd("finished", f"trained {self.epochs_done} epochs", self.epochs_done)
-        self._set_state(end.state)
-        self.on_event(end)
-        return end
+        return RunEnd("finished", f"trained {self.epochs_done} epochs", self.epochs_done)
 
     def _epoch_end(self, epoch: int, started: float, train_loss: float, train_acc: float) -> EpochEnd:
         c, d, model = self.config, self.data, self.model
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # the caller checks finiteness
-            test_loss, predicted = model.evaluate(d.x_test, d.y_test)
+        test_loss, predicted = model.evaluate(d.x_test, d.y_test)  # under run()'s errstate; finiteness checked
         wrong = np.flatnonzero(predicted != d.y_test)[: c.misclassified_kept]
         bins = c.histogram_bins
         hists = [layer_histograms(i, layer, bins) for i, layer in model.owners.items()] if bins > 0 else []

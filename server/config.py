@@ -152,9 +152,12 @@ class OptimizerConfig(StrictModel):
 
 
 class ScheduleConfig(StrictModel):
-    name: Literal["constant", "step", "cosine"] = "constant"
+    name: Literal["constant", "step", "cosine", "onecycle"] = "constant"
     step_size: Annotated[int, Field(ge=1, le=1000, description="epochs between decays (step)")] = 5
     gamma: Annotated[float, Field(gt=0.0, le=1.0, description="decay factor (step)")] = 0.5
+    warmup: Annotated[
+        float, Field(ge=0.0, le=0.9, description="onecycle: fraction of the run rising to the learning rate")
+    ] = 0.3
 
 
 class RunConfig(Architecture):
@@ -165,6 +168,9 @@ class RunConfig(Architecture):
     batch_size: Annotated[int, Field(ge=1, le=1_000_000)] = 128
     epochs: Annotated[int, Field(ge=1, le=100_000)] = 10
     l2: Annotated[float, Field(ge=0.0, le=10.0, description="weight decay")] = 0.0
+    label_smoothing: Annotated[
+        float, Field(ge=0.0, le=0.5, description="softmax cross-entropy only: eps of the (1 - eps, eps/K) target")
+    ] = 0.0
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
     train_subset: Annotated[int | None, Field(ge=1, description="samples; null = all")] = None
 
@@ -172,6 +178,8 @@ class RunConfig(Architecture):
     def _consistent(self) -> RunConfig:
         if self.optimizer.name == "nesterov" and self.optimizer.momentum == 0:
             raise ValueError("nesterov needs a momentum above 0")
+        if self.label_smoothing and not (self.loss == "cross_entropy" and self.output_activation == "softmax"):
+            raise ValueError("label_smoothing needs cross_entropy on a softmax output")
         size = self.dataset_info.train_size
         if size is not None and self.train_subset is not None and self.train_subset > size:
             raise ValueError(f"train_subset is larger than the {size} training samples of {self.dataset}")
@@ -191,7 +199,9 @@ class RunConfig(Architecture):
             schedule=self.schedule.name,
             step_size=self.schedule.step_size,
             gamma=self.schedule.gamma,
+            warmup=self.schedule.warmup,
             l2=self.l2,
+            label_smoothing=self.label_smoothing,
             seed=self.seed,
             train_subset=self.train_subset,
         )
