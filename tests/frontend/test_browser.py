@@ -1,7 +1,9 @@
 """The page in a real Chromium (Debian's, driven by Playwright) against the real server: build a small
 network in the form, train it live over the WebSocket, pause and resume, draw a digit, reload and reopen the
-run, restart the server and reopen it again, and check the phone layout. Every step leaves a screenshot in
-artifacts/. The page must log no console error and trigger no Content-Security-Policy violation."""
+run, restart the server and reopen it again, and check the phone layout; build conv networks in the layer
+builder (sizes and refusals from POST /api/architecture), round-trip the form through its link (old links too)
+and check that defaults and bounds are the server's. Every step leaves a screenshot in artifacts/. The page
+must log no console error and trigger no Content-Security-Policy violation."""
 
 from __future__ import annotations
 
@@ -475,6 +477,14 @@ def test_server_explains_a_network_that_cannot_work(browser: Browser, live_serve
     expect(page.locator("#e-params")).to_contain_text("cross_entropy needs a softmax or sigmoid output")
     expect(page.locator("#btn-start")).to_be_disabled()
     page.select_option("#f-loss", "mse")
+    expect(page.locator("#e-params")).to_be_empty()
+    expect(page.locator("#btn-start")).to_be_enabled()
+    # a limit of this server: 28x28x64 into 2048 units is far over max_parameters
+    page.get_by_label("Layer 1 Filters").fill("64")
+    page.get_by_label("Layer 2 Units").fill("2048")
+    expect(page.locator("#e-params")).to_contain_text("exceeds the limit max_parameters")
+    expect(page.locator("#btn-start")).to_be_disabled()
+    page.get_by_label("Layer 2 Units").fill("16")
     expect(page.locator("#e-params")).to_be_empty()
     expect(page.locator("#btn-start")).to_be_enabled()
     # Chromium logs every 4xx answer as a console error; here the 422s of /api/architecture are the point
