@@ -640,8 +640,8 @@ def test_histograms_label_conv_and_batchnorm_layers(browser: Browser, live_serve
 
 
 @pytest.mark.skip(
-    reason="needs the conv engine (engine/conv.py), which is not merged into main yet: "
-    "`git -C /work/main log --oneline | grep -i conv` finds nothing"
+    reason="needs the conv engine (engine/conv.py), which main does not have yet: its only conv commit "
+    "(93f055e 'Conv views') adds views, not the layers; merge main and drop this skip once it does"
 )
 def test_train_a_tiny_conv_net(browser: Browser, live_server: LiveServer) -> None:
     page, problems = new_page(browser, DESKTOP)
