@@ -158,7 +158,7 @@ export class DrawPad {
       bar.value.textContent = fmtPct(v, 0);
       bar.li.classList.toggle('best', d === best);
     });
-    drawDigit($('pred-input'), result.input.flat(), { scale: 255 });
+    drawDigit($('pred-input'), result.input.flat(), { scale: 255, side: result.input.length });
   }
 
   /** Called with each /api/health answer: when the default model becomes ready, switch to it. */
