@@ -32,6 +32,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from engine.initializers import init_scale
 from engine.layers import Layer
+from engine.norm import column_sums
 
 PADDINGS = ("same", "valid")
 BLOCK_BYTES = 1 << 20  # window matrix per block of images: small enough to stay in a core's L2 cache
@@ -234,7 +235,7 @@ class Conv2D(Layer):
         assert self._x is not None, "backward before forward"
         x, work, f, k = self._x, self._work, self.filters, self.kernel
         g = self._geometry(x)
-        np.matmul(np.ones(g.n * g.oh * g.ow, x.dtype), grad_out.reshape(-1, f), out=self.grads["b"])  # 10x np.sum
+        self.grads["b"][...] = column_sums(grad_out.reshape(-1, f))
         dw = self.grads["W"].reshape(-1, f)
         dw[...] = 0
         part = self._array(work, "dw_part", dw.shape, x.dtype)
