@@ -44,10 +44,9 @@ class BatchNorm(Layer):
         else:
             var = self.buffers["running_var"]
             centered = rows - self.buffers["running_mean"]
-        self._batch_stats = training
-        self._inv_std = 1.0 / np.sqrt(var + self.eps)
-        centered *= self._inv_std
-        self._x_hat = centered
+        inv_std = 1.0 / np.sqrt(var + self.eps)
+        centered *= inv_std  # now x_hat
+        self._batch_stats, self._inv_std, self._x_hat = training, inv_std, centered
         out = centered * self.params["gamma"]
         out += self.params["beta"]
         return out.reshape(x.shape)
