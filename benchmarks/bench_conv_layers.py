@@ -74,12 +74,15 @@ def gemm_shapes(layer: Layer, x_shape: tuple[int, ...], whole_batch: bool = Fals
 
 
 def gemm_runner(shapes: Shapes, rng: np.random.Generator) -> Callable[[], None]:
-    """Times a @ b into a preallocated output, as the layers do."""
-    triples = []
+    """Times a @ b into a preallocated output, as the layers do. Products of the same shape share their
+    operands, as a layer's blocks share its work arrays (so the operands stay in cache for both)."""
+    operands: dict[tuple[tuple[int, int], tuple[int, int], bool], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     for a_shape, b_shape, transposed in shapes:
-        a, b = rng.random(a_shape, np.float32), rng.random(b_shape, np.float32)
-        a = a.T if transposed else a
-        triples.append((a, b, np.empty((a.shape[0], b.shape[1]), np.float32)))
+        if (a_shape, b_shape, transposed) not in operands:
+            a, b = rng.random(a_shape, np.float32), rng.random(b_shape, np.float32)
+            a = a.T if transposed else a
+            operands[a_shape, b_shape, transposed] = a, b, np.empty((a.shape[0], b.shape[1]), np.float32)
+    triples = [operands[key] for key in shapes]
 
     def run() -> None:
         for a, b, out in triples:
