@@ -32,31 +32,45 @@ class BatchNorm(Layer):
         if x.shape[-1] != channels:
             raise ValueError(f"expected {channels} channels on the last axis, got {x.shape}")
         rows = x.reshape(-1, channels)
+        m = rows.shape[0]
         if training:
-            mean, var = rows.mean(axis=0), rows.var(axis=0)
+            mean = column_sums(rows) / m
+            centered = rows - mean
+            var = column_sums(centered * centered) / m
             for name, batch in (("running_mean", mean), ("running_var", var)):
                 running = self.buffers[name]
                 running *= self.momentum
                 running += (1.0 - self.momentum) * batch
         else:
-            mean, var = self.buffers["running_mean"], self.buffers["running_var"]
-        self._batch_stats = training
-        self._inv_std = 1.0 / np.sqrt(var + self.eps)
-        self._x_hat = (rows - mean) * self._inv_std
-        return (self._x_hat * self.params["gamma"] + self.params["beta"]).reshape(x.shape)
+            var = self.buffers["running_var"]
+            centered = rows - self.buffers["running_mean"]
+        inv_std = 1.0 / np.sqrt(var + self.eps)
+        centered *= inv_std  # now x_hat
+        self._batch_stats, self._inv_std, self._x_hat = training, inv_std, centered
+        out = centered * self.params["gamma"]
+        out += self.params["beta"]
+        return out.reshape(x.shape)
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         assert self._x_hat is not None and self._inv_std is not None, "backward before forward"
         x_hat = self._x_hat
         grad = grad_out.reshape(x_hat.shape)
-        np.sum(grad * x_hat, axis=0, out=self.grads["gamma"])
-        np.sum(grad, axis=0, out=self.grads["beta"])
+        self.grads["gamma"][...] = column_sums(grad * x_hat)
+        self.grads["beta"][...] = column_sums(grad)
         scale = self.params["gamma"] * self._inv_std
         if not self._batch_stats:  # fixed statistics: the layer is an affine map per channel
             return (grad * scale).reshape(grad_out.shape)
         # the batch mean and variance depend on every row: their paths remove the gradient's mean and its
         # component along x_hat
-        m = x_hat.shape[0]
-        d_x = grad - (self.grads["beta"] + x_hat * self.grads["gamma"]) * (1.0 / m)
+        d_x = x_hat * (self.grads["gamma"] * (1.0 / x_hat.shape[0]))
+        d_x += self.grads["beta"] * (1.0 / x_hat.shape[0])
+        np.subtract(grad, d_x, out=d_x)
         d_x *= scale
         return d_x.reshape(grad_out.shape)
+
+
+def column_sums(a: np.ndarray) -> np.ndarray:
+    """Sums over the rows of a tall, narrow (rows, channels) array. einsum's loop is ~5x faster than
+    a.sum(axis=0), which NumPy walks row by row, and unlike a ones-vector gemv it never waits for a BLAS thread
+    (a 2-thread gemv took 12 ms instead of 0.12 ms while another process held the second core)."""
+    return np.einsum("ij->j", a)

@@ -38,9 +38,8 @@ class _Pool2D(Layer):
     def _out_hw(self, x: np.ndarray) -> tuple[int, int]:
         if x.ndim != 4:
             raise ValueError(f"expected an (N, H, W, C) input, got {x.shape}")
-        return pool_output_size(x.shape[1], self.size, self.stride), pool_output_size(
-            x.shape[2], self.size, self.stride
-        )
+        h, w = x.shape[1:3]
+        return pool_output_size(h, self.size, self.stride), pool_output_size(w, self.size, self.stride)
 
     def _overlapping(self) -> bool:
         """Overlapping windows (stride < size) send several gradients to one pixel: add them, don't write."""
