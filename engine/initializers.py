@@ -8,13 +8,16 @@ import numpy as np
 INITS = ("he", "xavier", "naive")
 
 
-def init_weights(name: str, fan_in: int, fan_out: int, rng: np.random.Generator, dtype: type) -> np.ndarray:
+def init_scale(name: str, fan_in: int, fan_out: int) -> float:
+    """Standard deviation of the initial weights."""
     if name == "he":  # keeps ReLU activations' variance constant layer to layer
-        scale = np.sqrt(2.0 / fan_in)
-    elif name == "xavier":  # Glorot & Bengio: balances forward and backward variance for tanh/sigmoid
-        scale = np.sqrt(2.0 / (fan_in + fan_out))
-    elif name == "naive":
-        scale = 0.01
-    else:
-        raise ValueError(f"unknown init {name!r}; choose one of {list(INITS)}")
-    return (rng.standard_normal((fan_in, fan_out)) * scale).astype(dtype)
+        return float(np.sqrt(2.0 / fan_in))
+    if name == "xavier":  # Glorot & Bengio: balances forward and backward variance for tanh/sigmoid
+        return float(np.sqrt(2.0 / (fan_in + fan_out)))
+    if name == "naive":
+        return 0.01
+    raise ValueError(f"unknown init {name!r}; choose one of {list(INITS)}")
+
+
+def init_weights(name: str, fan_in: int, fan_out: int, rng: np.random.Generator, dtype: type) -> np.ndarray:
+    return (rng.standard_normal((fan_in, fan_out)) * init_scale(name, fan_in, fan_out)).astype(dtype)

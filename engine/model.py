@@ -12,10 +12,13 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from engine.activations import stable_softmax
+from engine.conv import Conv2D
 from engine.flat import Flat, flatten
 from engine.layers import ActivationLayer, Dense, Dropout, Flatten, Layer
 from engine.losses import Loss, get_loss
 from engine.modelfile import read_model_file, read_spec, write_model_file
+from engine.norm import BatchNorm
+from engine.pool import AvgPool2D, MaxPool2D
 from engine.spec import (
     BatchNormSpec,
     Conv2DSpec,
@@ -71,14 +74,12 @@ class Model:
                     layers.append(Dropout(layer_spec.dropout, dropout_rng))
                 owners[i] = owner
             elif isinstance(layer_spec, Conv2DSpec):
-                from engine import conv  # type: ignore[attr-defined]  # merged from the conv branch
-
-                owner = conv.Conv2D(
+                owner = Conv2D(
                     shape[-1],
                     layer_spec.filters,
                     layer_spec.kernel,
-                    layer_spec.stride,
-                    layer_spec.padding,
+                    stride=layer_spec.stride,
+                    padding=layer_spec.padding,
                     init=spec.init,
                     rng=init_rng,
                     dtype=dtype,
@@ -87,14 +88,10 @@ class Model:
                 layers += [owner, ActivationLayer(layer_spec.activation)]
                 owners[i] = owner
             elif isinstance(layer_spec, PoolSpec):
-                from engine import conv  # type: ignore[attr-defined]  # merged from the conv branch
-
-                pool = conv.MaxPool2D if layer_spec.type == "maxpool2d" else conv.AvgPool2D
+                pool = MaxPool2D if layer_spec.type == "maxpool2d" else AvgPool2D
                 layers.append(pool(layer_spec.size))
             elif isinstance(layer_spec, BatchNormSpec):
-                from engine import conv  # type: ignore[attr-defined]  # merged from the conv branch
-
-                owner = conv.BatchNorm(shape[-1], momentum=layer_spec.momentum, dtype=dtype)
+                owner = BatchNorm(shape[-1], momentum=layer_spec.momentum, dtype=dtype)
                 layers.append(owner)
                 owners[i] = owner
             elif isinstance(layer_spec, FlattenSpec) and layers:

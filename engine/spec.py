@@ -206,14 +206,14 @@ def _check_fields(spec: ModelSpec) -> None:
         if isinstance(layer, DenseSpec | Conv2DSpec) and layer.activation not in HIDDEN_ACTIVATIONS:
             raise bad(f"{where}.activation must be one of {list(HIDDEN_ACTIVATIONS)}")
         if isinstance(layer, Conv2DSpec):
-            if not _is_int(layer.filters, 1, 4096) or not _is_int(layer.kernel, 1, 15):
-                raise bad(f"{where}: filters and kernel must be positive integers")
-            if not _is_int(layer.stride, 1, 4) or layer.padding not in PADDINGS:
-                raise bad(f"{where}: stride must be 1-4 and padding one of {list(PADDINGS)}")
+            if not _is_int(layer.filters, 1, 64) or not _is_int(layer.kernel, 1, 7):
+                raise bad(f"{where}: filters must be 1-64 and kernel 1-7")
+            if not _is_int(layer.stride, 1, 2) or layer.padding not in PADDINGS:
+                raise bad(f"{where}: stride must be 1-2 and padding one of {list(PADDINGS)}")
         if isinstance(layer, PoolSpec) and (
-            layer.type not in ("maxpool2d", "avgpool2d") or not _is_int(layer.size, 1, 8)
+            layer.type not in ("maxpool2d", "avgpool2d") or not _is_int(layer.size, 2, 3)
         ):
-            raise bad(f"{where}.size must be an integer 1-8")
+            raise bad(f"{where}.size must be 2 or 3")
         if isinstance(layer, BatchNormSpec) and not (
             isinstance(layer.momentum, int | float) and 0 <= layer.momentum < 1
         ):

@@ -229,7 +229,7 @@ def check_spec_limits(spec: ModelSpec, settings: Settings) -> None:
     ]
     for limit, value, maximum, what in checks:
         if value > maximum:
-            raise LimitError(limit, f"{value:,} {what} exceeds the limit {limit}={maximum:,}")
+            raise LimitError(limit, f"{value} {what} exceeds the limit {limit}={maximum}")
 
 
 def check_limits(config: RunConfig, settings: Settings) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.config import DenseConfig, OptimizerConfig, RunConfig, ScheduleConfig
+from server.config import Conv2DConfig, DenseConfig, OptimizerConfig, PoolConfig, RunConfig, ScheduleConfig
 from server.schemas import Preset
 
 PRESETS: list[Preset] = [
@@ -98,6 +98,32 @@ PRESETS: list[Preset] = [
         ),
     ),
 ]
+
+
+PRESETS.append(
+    Preset(
+        name="cnn",
+        description=(
+            "A small convolutional network (ConvNetJS's MNIST demo, a little wider): conv 8@5x5 -> max pool -> "
+            "conv 16@5x5 -> max pool -> 10 outputs, Adam with a cosine schedule. Convolution shares each 5x5 "
+            "filter across the whole image, so it learns strokes wherever they are: about 99% in 4 epochs."
+        ),
+        config=RunConfig(
+            name="cnn",
+            layers=[
+                Conv2DConfig(type="conv2d", filters=8, kernel=5),
+                PoolConfig(type="maxpool2d", size=2),
+                Conv2DConfig(type="conv2d", filters=16, kernel=5),
+                PoolConfig(type="maxpool2d", size=2),
+            ],
+            optimizer=OptimizerConfig(name="adam"),
+            learning_rate=3e-3,
+            schedule=ScheduleConfig(name="cosine"),
+            batch_size=128,
+            epochs=4,
+        ),
+    )
+)
 
 
 def get_preset(name: str) -> Preset | None:

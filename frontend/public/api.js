@@ -56,13 +56,16 @@ export const api = {
   health: () => request('GET', '/api/health'),
   options: () => request('GET', '/api/options'),
   presets: () => request('GET', '/api/presets'),
+  datasets: () => request('GET', '/api/datasets'),
+  architecture: (body) => request('POST', '/api/architecture', body),
   runs: () => request('GET', '/api/runs'),
   run: (id) => request('GET', runPath(id)),
   createRun: (config) => request('POST', '/api/runs', config),
   control: (id, action) => request('POST', `${runPath(id)}/${action}`),
   deleteRun: (id) => request('DELETE', runPath(id)),
   models: () => request('GET', '/api/models'),
-  predict: (image, model) => request('POST', '/api/predict', model ? { image, model } : { image }),
+  predict: (image, model, explain = false) =>
+    request('POST', '/api/predict', { image, explain, ...(model ? { model } : {}) }),
   modelUrl: (id) => `${runPath(id)}/model`,
 };
 

@@ -1,10 +1,13 @@
-// Entry point: loads options and presets, wires the four sections together, and keeps the URL in step with
-// the form (#config=<base64url JSON>, plus &run=<id> for the open run) so a link reproduces an experiment.
+// Entry point: loads what the server offers, wires the four sections together, and keeps the URL in step
+// with the form's State (state.js writes and reads the settings; &run=<id> names the open run) so a link
+// reproduces an experiment.
 
 import { api } from './api.js';
 import { DrawPad } from './draw.js';
-import { BuildForm, decodeConfig, encodeConfig } from './form.js';
+import { BuildForm } from './form.js';
+import { buildRules, loadSetup } from './options.js';
 import { RunsList } from './runs.js';
+import { LAYER_PROPS, PROPS } from './state.js';
 import { $ } from './util.js';
 import { RunWatcher } from './watch.js';
 
@@ -14,7 +17,6 @@ let runs = null;
 let pad = null;
 let hashTimer = 0;
 let healthTimer = 0;
-let lastConfig = null;
 
 function hashParams() {
   return new URLSearchParams(location.hash.replace(/^#/, ''));
@@ -22,10 +24,8 @@ function hashParams() {
 
 /** replaceState, not location.hash: editing the form must not flood the back button with entries. */
 function writeHash() {
-  const params = new URLSearchParams();
-  if (lastConfig) params.set('config', encodeConfig(lastConfig));
-  if (watcher?.runId) params.set('run', watcher.runId);
-  const hash = `#${params.toString()}`;
+  let hash = `#${form.state.toHash()}`;
+  if (watcher?.runId) hash += `&run=${encodeURIComponent(watcher.runId)}`;
   if (hash !== location.hash) history.replaceState(null, '', hash);
 }
 
@@ -34,12 +34,10 @@ function scheduleHash() {
   hashTimer = setTimeout(writeHash, 250);
 }
 
-/** Fill the form from the URL if it carries a config; returns true when it did. */
+/** Fill the form from the URL if it carries settings (either format); returns true when it did. */
 function configFromHash() {
-  const text = hashParams().get('config');
-  if (!text) return false;
   try {
-    form.setConfig(decodeConfig(text));
+    if (!form.setFromHash(hashParams())) return false;
     $('copy-note').textContent = 'Settings loaded from the link.';
     return true;
   } catch {
@@ -108,30 +106,23 @@ async function pollHealth() {
 }
 
 async function main() {
-  let options;
-  let presets;
-  let health;
+  let setup;
   try {
-    [options, presets, health] = await Promise.all([api.options(), api.presets(), api.health()]);
+    setup = await loadSetup();
   } catch (error) {
     $('health').textContent = `Cannot load the playground: ${error.message}. Reload the page to retry.`;
     $('health').classList.add('bad');
     return;
   }
 
-  form = new BuildForm({
-    options,
-    presets,
-    onSubmit: start,
-    onChange: (config) => {
-      lastConfig = config;
-      scheduleHash();
-    },
-  });
+  const { presets, datasets, health } = setup;
+  const rules = buildRules(setup, { props: PROPS, layerProps: LAYER_PROPS });
+  form = new BuildForm({ rules, presets, onSubmit: start, onChange: scheduleHash });
   if (!configFromHash()) form.setConfig((presets.find((p) => p.name === 'quick') || presets[0]).config);
   form.enable(true);
 
   watcher = new RunWatcher({
+    datasets,
     onOpen: (id) => {
       runs?.setCurrent(id);
       scheduleHash();
@@ -147,6 +138,7 @@ async function main() {
     },
   });
   runs = new RunsList({
+    datasets,
     onOpen: (id) => {
       watcher.open(id);
       $('train').scrollIntoView({ behavior: 'smooth' });

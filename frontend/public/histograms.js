@@ -1,5 +1,5 @@
-// TensorBoard-style "offset" histograms drawn on plain canvases: for every dense layer, one panel each for
-// weights, biases and weight gradients. Each epoch is one curve; older epochs sit higher and fainter, the
+// TensorBoard-style "offset" histograms drawn on plain canvases: for every layer with weights (dense, conv2d,
+// batchnorm), one panel each for weights, biases and weight gradients. Each epoch is one curve; older epochs sit higher and fainter, the
 // newest is at the front. uPlot is not used here because these are ridge plots, not x/y series.
 
 import { el, fitCanvas, fmtShort } from './util.js';
@@ -38,13 +38,17 @@ function sample(items, k) {
   return out;
 }
 
+/** A histogram entry's layer index; messages from before typed layers may lack it: then its position. */
+const layerIndex = (h, list) => (Number.isInteger(h.layer) ? h.layer : list.indexOf(h));
+const layerOf = (list, layer) => list?.find((h) => layerIndex(h, list) === layer);
+
 export class Histograms {
   constructor(container, sharedToggle) {
     this.container = container;
     this.shared = sharedToggle;
     this.byEpoch = new Map(); // epoch -> histograms list of that epoch
-    this.panels = []; // [{layer, kind, canvas, title}]
-    this.layerCount = -1;
+    this.panels = []; // [{layer, kind, canvas, caption}]: `layer` is the index in the layer list (output last)
+    this.signature = '';
     this.frame = 0;
     sharedToggle.addEventListener('change', () => this.schedule());
     new ResizeObserver(() => this.schedule()).observe(container);
@@ -52,7 +56,7 @@ export class Histograms {
 
   reset() {
     this.byEpoch.clear();
-    this.layerCount = -1;
+    this.signature = '';
     this.container.replaceChildren(el('p', { class: 'muted' }, 'No epochs yet.'));
     this.panels = [];
   }
@@ -77,12 +81,16 @@ export class Histograms {
     }
   }
 
-  /** One figure per layer x kind; rebuilt only when the number of layers changes. */
+  /**
+   * One figure per layer x kind; rebuilt only when the layers change. Pooling layers have no weights and no
+   * histograms, so layer numbers can skip: "Layer 1 · conv2d 5×5×1×8", "Layer 3 · conv2d ...".
+   */
   build(layers) {
     this.panels = [];
     const rows = layers.map((h, i) => {
       const last = i === layers.length - 1;
-      const title = `Layer ${i + 1}${last ? ' (output)' : ''} · ${h.shape[0]}→${h.shape[1]}`;
+      const layer = Number.isInteger(h.layer) ? h.layer : i;
+      const title = `Layer ${layer + 1}${last ? ' (output)' : ''} · ${h.type || 'dense'} ${(h.shape || []).join('×')}`;
       const figures = KINDS.map((kind) => {
         const canvas = el('canvas', {
           class: 'hist-canvas',
@@ -90,20 +98,23 @@ export class Histograms {
           'aria-label': `${title}: ${kind.label} histogram per epoch`,
         });
         const caption = el('figcaption', {}, kind.label);
-        this.panels.push({ layer: i, kind, canvas, caption });
+        this.panels.push({ layer, kind, canvas, caption });
         return el('figure', { class: 'hist-panel' }, canvas, caption);
       });
       return el('div', { class: 'hist-layer' }, el('h4', {}, title), el('div', { class: 'hist-row' }, ...figures));
     });
     this.container.replaceChildren(...rows);
-    this.layerCount = layers.length;
   }
 
   draw() {
     const epochs = [...this.byEpoch.keys()].sort((a, b) => a - b);
     if (!epochs.length) return;
     const latest = this.byEpoch.get(epochs[epochs.length - 1]);
-    if (latest.length !== this.layerCount) this.build(latest);
+    const signature = latest.map((h) => `${h.layer}:${h.type}:${h.shape}`).join('|');
+    if (signature !== this.signature) {
+      this.build(latest);
+      this.signature = signature;
+    }
     const shown = sample(epochs, MAX_SLICES);
     // x-range per panel, or per kind across all layers when "same x-scale" is ticked (makes vanishing
     // gradients obvious: the early layers' curves collapse to a spike)
@@ -114,7 +125,7 @@ export class Histograms {
         for (const kind of KINDS) {
           const edges = h[kind.key]?.edges;
           if (!edges || edges.length < 2) continue;
-          const k = key(h.layer, kind.key);
+          const k = key(layerIndex(h, this.byEpoch.get(e)), kind.key);
           const r = ranges.get(k) || [Infinity, -Infinity];
           ranges.set(k, [Math.min(r[0], edges[0]), Math.max(r[1], edges[edges.length - 1])]);
         }
@@ -122,7 +133,7 @@ export class Histograms {
     }
     for (const panel of this.panels) {
       const slices = shown
-        .map((e) => ({ epoch: e, h: this.byEpoch.get(e)?.[panel.layer]?.[panel.kind.key] }))
+        .map((e) => ({ epoch: e, h: layerOf(this.byEpoch.get(e), panel.layer)?.[panel.kind.key] }))
         .filter((s) => s.h && s.h.counts?.length);
       const range = ranges.get(key(panel.layer, panel.kind.key)) || [-1, 1];
       this.drawPanel(panel, slices, range);

@@ -1,4 +1,4 @@
-// The per-epoch pictures: first-layer weights as 28x28 images, the test confusion matrix, and a strip of
+// The per-epoch pictures: first-layer weights (dense units or conv filters) as little images, the test confusion matrix, and a strip of
 // misclassified test digits. Images are written pixel by pixel into ImageData at their native size and
 // scaled up by CSS with image-rendering: pixelated, which is sharp and cheap.
 
@@ -51,16 +51,16 @@ export function drawFilters(canvas, filters) {
     }
   }
   ctx.putImageData(img, 0, 0);
-  canvas.setAttribute('aria-label', `First-layer weights of ${count} units as 28 by 28 images`);
+  canvas.setAttribute('aria-label', `First-layer weights of ${count} units or filters as ${size} by ${size} images`);
 }
 
-/** Grey 28x28 image from uint8 (ink high) or 0..1 floats (ink = 1): dark ink on white paper. */
-export function drawDigit(canvas, pixels, { offset = 0, scale = 255 } = {}) {
-  canvas.width = 28;
-  canvas.height = 28;
+/** Grey side x side image from uint8 (ink high) or 0..1 floats (ink = 1): dark ink on white paper. */
+export function drawDigit(canvas, pixels, { offset = 0, scale = 255, side } = {}) {
+  canvas.width = side;
+  canvas.height = side;
   const ctx = canvas.getContext('2d');
-  const img = ctx.createImageData(28, 28);
-  for (let i = 0; i < 784; i++) {
+  const img = ctx.createImageData(side, side);
+  for (let i = 0; i < side * side; i++) {
     const v = 255 - Math.max(0, Math.min(255, pixels[offset + i] * scale));
     img.data[i * 4] = v;
     img.data[i * 4 + 1] = v;
@@ -115,9 +115,10 @@ export function renderMisclassified(container, misclassified) {
     return;
   }
   const data = b64ToBytes(misclassified.data);
+  const side = Math.round(Math.sqrt(data.length / items.length)); // square images, one after another
   const tiles = items.map((item, k) => {
-    const canvas = el('canvas', { class: 'pixelated digit', width: 28, height: 28 });
-    drawDigit(canvas, data, { offset: k * 784, scale: 1 });
+    const canvas = el('canvas', { class: 'pixelated digit', width: side, height: side });
+    drawDigit(canvas, data, { offset: k * side * side, scale: 1, side });
     return el(
       'figure',
       { class: 'mis', 'aria-label': `test digit ${item.index}: true ${item.label}, predicted ${item.predicted}` },

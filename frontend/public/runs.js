@@ -4,12 +4,13 @@
 
 import { api } from './api.js';
 import { CompareChart } from './charts.js';
-import { $, configSummary, el, fmtDuration, fmtPct, fmtWhen, trainingSummary } from './util.js';
-
-const ACTIVE = new Set(['queued', 'running', 'paused']);
+import { ACTIVE } from './runstates.js';
+import { configSummary, datasetOf, trainingSummary } from './summary.js';
+import { $, el, fmtDuration, fmtPct, fmtWhen } from './util.js';
 
 export class RunsList {
-  constructor({ onOpen, onDeleted }) {
+  constructor({ datasets, onOpen, onDeleted }) {
+    this.datasets = datasets;
     this.onOpen = onOpen;
     this.onDeleted = onDeleted;
     this.runs = [];
@@ -67,6 +68,7 @@ export class RunsList {
 
   item(run) {
     const label = run.name || run.id;
+    const dataset = datasetOf(run.config, this.datasets);
     const acc = run.test_accuracy === null || run.test_accuracy === undefined ? '' : `test ${fmtPct(run.test_accuracy)}`;
     const meta = [
       acc,
@@ -129,8 +131,8 @@ export class RunsList {
           run.kind === 'default' ? el('span', { class: 'badge' }, 'default model') : null,
           el('span', { class: `state state-${run.state}` }, run.state),
         ),
-        el('div', { class: 'run-config' }, configSummary(run.config)),
-        el('div', { class: 'run-meta muted' }, `${trainingSummary(run.config)}${meta.length ? ' · ' : ''}${meta.join(' · ')}`),
+        el('div', { class: 'run-config' }, configSummary(run.config, dataset)),
+        el('div', { class: 'run-meta muted' }, `${trainingSummary(run.config, dataset)}${meta.length ? ' · ' : ''}${meta.join(' · ')}`),
       ),
       actions,
     );

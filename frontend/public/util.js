@@ -1,4 +1,5 @@
-// Small helpers shared by the modules: DOM building that never parses HTML, number formatting, base64.
+// Small helpers shared by the modules: DOM building that never parses HTML, number formatting, base64,
+// reading number inputs.
 
 /**
  * Create an element. Children that are strings become text nodes, so server or user text (run names, error
@@ -22,6 +23,28 @@ export const $ = (id) => document.getElementById(id);
 
 export function fmtInt(n) {
   return Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '–';
+}
+
+/** 28.2k, 1.3M: for multiply-add counts, where the digits after the third say little. */
+export function fmtCompact(n) {
+  if (!Number.isFinite(n)) return '–';
+  if (Math.abs(n) < 1e4) return fmtInt(n);
+  const [div, unit] = Math.abs(n) >= 1e9 ? [1e9, 'G'] : Math.abs(n) >= 1e6 ? [1e6, 'M'] : [1e3, 'k'];
+  return `${Number((n / div).toPrecision(3))}${unit}`;
+}
+
+/** A number input's value: null when empty, NaN when the browser or Number() cannot read it. */
+export function readNumber(input) {
+  if (input.validity && input.validity.badInput) return NaN;
+  const raw = input.value.trim();
+  if (raw === '') return null;
+  const v = Number(raw);
+  return Number.isFinite(v) ? v : NaN;
+}
+
+/** What an input shows for a state value: empty for null and for a number that is not one. */
+export function showValue(v) {
+  return v === null || v === undefined || (typeof v === 'number' && !Number.isFinite(v)) ? '' : String(v);
 }
 
 export function fmtPct(x, digits = 1) {
@@ -67,48 +90,11 @@ export function b64ToBytes(b64) {
   return bytes;
 }
 
-/** base64url of UTF-8 text: safe inside a URL fragment without escaping. */
-export function toBase64Url(text) {
-  const bytes = new TextEncoder().encode(text);
-  let bin = '';
-  for (const b of bytes) bin += String.fromCharCode(b);
-  return btoa(bin).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-}
-
+/** Text from base64url of UTF-8 (links made before the readable hash format carry their config so). */
 export function fromBase64Url(s) {
   let b64 = s.replace(/-/g, '+').replace(/_/g, '/');
   while (b64.length % 4) b64 += '=';
   return new TextDecoder('utf-8', { fatal: true }).decode(b64ToBytes(b64));
-}
-
-/** Layer sizes of a config, input and output included: [784, 256, 128, 10]. */
-export function layerSizes(config) {
-  return [784, ...(config.layers || []).map((l) => l.units), 10];
-}
-
-/** Weights + biases: sum over consecutive sizes a, b of a*b + b (the server's count). */
-export function parameterCount(sizes) {
-  let n = 0;
-  for (let i = 0; i + 1 < sizes.length; i++) n += sizes[i] * sizes[i + 1] + sizes[i + 1];
-  return n;
-}
-
-/** "784-256-128-10 relu adam lr 0.002", the one-line description used in the run list. */
-export function configSummary(config) {
-  const acts = [...new Set((config.layers || []).map((l) => l.activation))];
-  const parts = [layerSizes(config).join('-'), acts.length ? acts.join('/') : config.output_activation];
-  parts.push(config.optimizer?.name ?? '?', `lr ${config.learning_rate}`);
-  if ((config.layers || []).some((l) => l.dropout > 0)) parts.push('dropout');
-  return parts.join(' ');
-}
-
-export function trainingSummary(config) {
-  const n = config.train_subset ?? 60000;
-  const parts = [`batch ${config.batch_size}`, `${config.epochs} epoch${config.epochs === 1 ? '' : 's'}`];
-  parts.push(n >= 60000 ? 'all 60k images' : `${n >= 1000 ? `${+(n / 1000).toFixed(1)}k` : n} images`);
-  if (config.schedule && config.schedule.name !== 'constant') parts.push(`${config.schedule.name} schedule`);
-  if (config.loss === 'mse') parts.push('MSE');
-  return parts.join(' · ');
 }
 
 /** Size a canvas's backing store to its CSS box times the device pixel ratio; returns the CSS size. */

@@ -6,28 +6,13 @@ import { api, RunSocket } from './api.js';
 import { LiveCharts } from './charts.js';
 import { Histograms } from './histograms.js';
 import { drawFilters, renderConfusion, renderMisclassified } from './panels.js';
-import { $, configSummary, fmtDuration, fmtLoss, fmtPct, trainingSummary } from './util.js';
-
-// Advice per state; for the states that end a run, the server's own message comes first ("Diverged: loss
-// became inf at epoch 1, batch 6: ..."), then this advice.
-const HINTS = {
-  queued: 'Waiting for a free training slot: it starts as soon as a running run ends.',
-  pausing: 'Pausing after the current batch…',
-  resuming: 'Resuming…',
-  stopping: 'Stopping after the current batch…',
-  paused: 'Paused between two batches. Resume to carry on; nothing is lost.',
-  stopped: 'If at least one epoch finished, that model was kept for drawing.',
-  diverged:
-    'The loss became infinite or NaN, so training stopped: lower the learning rate (or try Adam, He init, a ' +
-    'smaller network).',
-  interrupted: 'Use “Copy config to the form” and start it again.',
-  failed: 'The server could not train this run.',
-};
-const ENDED_BADLY = new Set(['diverged', 'failed', 'interrupted', 'stopped']);
-const ACTIVE = new Set(['queued', 'running', 'paused', 'pausing', 'resuming', 'stopping']);
+import { ACTIVE, CAN_PAUSE, CAN_RESUME, ENDED_BADLY, FAILED, HINTS, stateLabel } from './runstates.js';
+import { configSummary, datasetOf, trainingSummary } from './summary.js';
+import { $, fmtDuration, fmtLoss, fmtPct } from './util.js';
 
 export class RunWatcher {
-  constructor({ onEnd, onUseConfig, onOpen }) {
+  constructor({ datasets, onEnd, onUseConfig, onOpen }) {
+    this.datasets = datasets;
     this.onEnd = onEnd;
     this.onUseConfig = onUseConfig;
     this.onOpen = onOpen || (() => {});
@@ -128,7 +113,8 @@ export class RunWatcher {
     this.run = run;
     this.pendingId = null;
     $('run-title').textContent = run.name || run.id;
-    $('run-config').textContent = `${configSummary(run.config)} · ${trainingSummary(run.config)}`;
+    const dataset = datasetOf(run.config, this.datasets);
+    $('run-config').textContent = `${configSummary(run.config, dataset)} · ${trainingSummary(run.config, dataset)}`;
     const history = run.history || [];
     this.charts.setHistory(history, run.config.epochs);
     this.histograms.setHistory(history);
@@ -190,7 +176,7 @@ export class RunWatcher {
   setState(state, message) {
     this.state = state;
     const badge = $('run-state');
-    badge.textContent = state === 'connecting' ? 'connecting…' : state;
+    badge.textContent = stateLabel(state);
     badge.className = `state state-${state}`;
     if (message !== undefined && this.run) this.run.message = message;
     let hint = HINTS[state] ?? '';
@@ -207,12 +193,11 @@ export class RunWatcher {
             'the gradient histograms, then try ReLU, cross-entropy, He init or another learning rate.'
           : `Finished: ${fmtPct(acc, 2)} of the test digits right. Draw one below to try it.`;
     }
-    if (state === 'idle') hint = 'Start a run on the left, or open a past one from the run list below.';
     $('run-hint').textContent = hint;
-    $('run-hint').classList.toggle('bad', ['diverged', 'failed', 'interrupted'].includes(state));
+    $('run-hint').classList.toggle('bad', FAILED.has(state));
     const has = Boolean(this.run);
-    $('btn-pause').disabled = !has || !['queued', 'running', 'resuming'].includes(state);
-    $('btn-resume').disabled = !has || !['paused', 'pausing'].includes(state);
+    $('btn-pause').disabled = !has || !CAN_PAUSE.has(state);
+    $('btn-resume').disabled = !has || !CAN_RESUME.has(state);
     $('btn-stop').disabled = !has || !ACTIVE.has(state) || state === 'stopping';
     $('btn-use-config').disabled = !has;
   }

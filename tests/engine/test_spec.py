@@ -87,3 +87,22 @@ def test_describe_gives_shapes_parameters_and_multiply_adds() -> None:
 def test_bad_combinations_name_the_layer(layers: tuple, message: str) -> None:
     with pytest.raises(ModelFormatError, match=message):
         ModelSpec(input_shape=(28, 28, 1), layers=layers)
+
+
+def test_a_conv_network_with_batchnorm_saves_its_running_statistics_and_loads_identically(tmp_path: Path) -> None:
+    from engine.spec import BatchNormSpec
+
+    spec = ModelSpec(
+        input_shape=(8, 8, 1),
+        layers=(Conv2DSpec(3, 3), BatchNormSpec(), PoolSpec(2), DenseSpec(5)),
+        output=OutputSpec(4),
+    )
+    model = Model.build(spec, seed=2)
+    x = np.random.default_rng(0).random((16, 64), dtype=np.float32)
+    model.loss_and_backward(x, np.arange(16) % 4)  # training mode moves the running statistics
+    assert not np.allclose(model.owners[1].buffers["running_mean"], 0)
+    model.save(tmp_path / "cnn.npz")
+    loaded = Model.load(tmp_path / "cnn.npz")
+    np.testing.assert_array_equal(loaded.owners[1].buffers["running_var"], model.owners[1].buffers["running_var"])
+    np.testing.assert_array_equal(loaded.forward(x)[1], model.forward(x)[1])
+    assert loaded.activations(x[:1])[0].shape == (1, 8, 8, 3)

@@ -1,10 +1,13 @@
 """The page in a real Chromium (Debian's, driven by Playwright) against the real server: build a small
 network in the form, train it live over the WebSocket, pause and resume, draw a digit, reload and reopen the
-run, restart the server and reopen it again, and check the phone layout. Every step leaves a screenshot in
-artifacts/. The page must log no console error and trigger no Content-Security-Policy violation."""
+run, restart the server and reopen it again, and check the phone layout; build conv networks in the layer
+builder (sizes and refusals from POST /api/architecture), round-trip the form through its link (old links too)
+and check that defaults and bounds are the server's. Every step leaves a screenshot in artifacts/. The page
+must log no console error and trigger no Content-Security-Policy violation."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import time
@@ -125,6 +128,18 @@ def shot(page: Page, artifacts: Path, name: str, full_page: bool = True) -> None
     page.screenshot(path=str(artifacts / name), full_page=full_page)
 
 
+def coloured_pixels(page: Page, selector: str) -> int:
+    """Pixels of a canvas whose red, green and blue differ (an overlay's colour, not the grey digit)."""
+    return int(
+        page.evaluate(
+            """(sel) => { const c = document.querySelector(sel); const d = c.getContext('2d')
+                  .getImageData(0, 0, c.width, c.height).data; let n = 0;
+                  for (let i = 0; i < d.length; i += 4) if (Math.abs(d[i] - d[i + 2]) > 30) n++; return n; }""",
+            selector,
+        )
+    )
+
+
 def canvas_ink(page: Page, selector: str) -> int:
     """How many pixels of a canvas are not blank (not transparent and not white)."""
     return int(
@@ -192,7 +207,7 @@ def test_build_train_draw_reload(browser: Browser, live_server: LiveServer, arti
     # 784*32+32 + 32*10+10
     expect(page.locator("#param-count")).to_have_text("25,450")
     expect(page.locator("#f-preset")).to_have_value("custom")
-    wait_js(page, "location.hash.includes('config=')")
+    wait_js(page, "location.hash.includes('layers=dense:32:relu:0')")
     shot(page, artifacts_dir, "02-form-1280.png")
 
     # ---- train: start, pause at once (the trainer honours it before its first batch), resume --------
@@ -232,11 +247,21 @@ def test_build_train_draw_reload(browser: Browser, live_server: LiveServer, arti
     expect(page.locator("#model-picker option")).to_have_count(1)
     expect(page.locator("#model-note")).to_contain_text("default model")
     draw_seven(page)
-    expect(page.locator("#pred-text")).to_have_text(re.compile(r"^Prediction: \d \(\d+% sure\)$"))
+    expect(page.locator("#pred-text")).to_have_text(re.compile(r"^Prediction: \d \(\d+% confidence\)$"))
     expect(page.locator("#pred-digit")).to_have_text(re.compile(r"^\d$"))
     expect(page.locator("#pred-bars li")).to_have_count(10)
     assert canvas_ink(page, "#pred-input") > 20, "the 28x28 preview of what the network saw is empty"
     predicted = page.locator("#pred-digit").text_content()
+    # why this digit: saliency is the default overlay, coloured over the grey digit; top 3 and one line of text
+    expect(page.locator("#top3 li")).to_have_count(3)
+    expect(page.locator("#top3 li").first).to_have_text(re.compile(rf"^{predicted}: "))
+    expect(page.locator("#explain-text")).to_contain_text("Saliency")
+    assert coloured_pixels(page, "#pred-input") > 5, "no saliency overlay on what the network saw"
+    page.check("input[name=overlay][value=none]")
+    assert coloured_pixels(page, "#pred-input") == 0
+    page.check("input[name=overlay][value=integrated_gradients]")
+    expect(page.locator("#explain-text")).to_contain_text("Integrated gradients")
+    assert coloured_pixels(page, "#pred-input") > 5
     shot(page, artifacts_dir, "05-drawn-1280.png")
     page.click("#btn-clear")
     expect(page.locator("#pred-digit")).to_have_text("?")
@@ -355,5 +380,301 @@ def test_run_name_is_shown_as_text(browser: Browser, live_server: LiveServer) ->
     assert page.locator("#run-title img, #chart-compare img").count() == 0
     assert page.locator("img").count() == 1  # the logo only
     assert not dialogs, dialogs
+    assert not problems.all(), problems.all()
+    page.context.close()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The layer builder, the State behind the form, and what the server says about a network
+
+
+def clear_layers(page: Page) -> None:
+    rows = page.locator("#layers li.layer")
+    while rows.count():
+        rows.first.locator("button[data-remove]").click()
+    expect(page.locator("#layers .no-layers")).to_be_visible()
+
+
+def add_layer(page: Page, layer_type: str) -> None:
+    page.select_option("#add-layer-type", layer_type)
+    page.click("#add-layer")
+
+
+def layer_info(page: Page, number: int) -> str:
+    return str(page.locator("#layers li.layer").nth(number - 1).locator(".layer-info").text_content())
+
+
+def form_values(page: Page) -> dict[str, str]:
+    """Every input and select of the build form by id (layer rows included), for comparing two pages."""
+    return dict(
+        page.evaluate(
+            """() => Object.fromEntries([...document.querySelectorAll('#build-form input, #build-form select')]
+                 .filter((e) => e.id).map((e) => [e.id, e.value]))"""
+        )
+    )
+
+
+def test_build_a_conv_network(browser: Browser, live_server: LiveServer, artifacts_dir: Path) -> None:
+    """conv 4@3x3 -> maxpool 2 -> dense 10: every row shows the shape, parameters and multiply-adds that
+    POST /api/architecture gives for the same layers, and every layer input is labelled with its layer number."""
+    page, problems = new_page(browser, DESKTOP)
+    load(page, live_server.url)
+    clear_layers(page)
+    add_layer(page, "conv2d")
+    page.get_by_label("Layer 1 Filters").fill("4")
+    expect(page.get_by_label("Layer 1 Kernel")).to_have_value("3")  # the schema's default
+    add_layer(page, "maxpool2d")
+    add_layer(page, "dense")
+    page.get_by_label("Layer 3 Units").fill("10")
+    layers = [
+        {"type": "conv2d", "filters": 4, "kernel": 3, "stride": 1, "padding": "same", "activation": "relu"},
+        {"type": "maxpool2d", "size": 2},
+        {"type": "dense", "units": 10, "activation": "relu", "dropout": 0},
+    ]
+    answer = httpx.post(f"{live_server.url}/api/architecture", json={"layers": layers}).json()
+    expect(page.locator("#param-count")).to_have_text(f"{answer['parameters']:,}")
+    assert answer["layers"][1]["output_shape"] == [14, 14, 4]
+    expect(page.locator("#layers li.layer").nth(0).locator(".layer-info")).to_contain_text("28×28×4")
+    expect(page.locator("#layers li.layer").nth(1).locator(".layer-info")).to_have_text(
+        re.compile(r"^14×14×4 · 0 params · 0 MACs$")
+    )
+    conv = answer["layers"][0]
+    assert layer_info(page, 1) == f"28×28×4 · {conv['parameters']:,} params · {conv['macs'] / 1000:.3g}k MACs"
+    expect(page.locator("#output-info")).to_contain_text(f"{answer['layers'][-1]['parameters']:,} params")
+    expect(page.locator("#btn-start")).to_be_enabled()
+    # every layer input is named after its layer, not just "Units"
+    names = page.evaluate(
+        """() => [...document.querySelectorAll('#layers [data-k]')].map((e) => e.labels[0].textContent)"""
+    )
+    assert names and all(re.match(r"^Layer [1-3] \w", n) for n in names), names
+    shot(page, artifacts_dir, "10-conv-builder-1280.png", full_page=False)
+    page.locator("#build").screenshot(path=str(artifacts_dir / "10-conv-builder-panel-1280.png"))
+
+    # a config with conv layers (the coming `cnn` preset's shape) renders from the State, sizes and all
+    cnn = [
+        {"type": "conv2d", "filters": 8, "kernel": 5},
+        {"type": "maxpool2d", "size": 2},
+        {"type": "conv2d", "filters": 16, "kernel": 5},
+        {"type": "maxpool2d"},
+    ]
+    page.evaluate("(layers) => window.__nnplay.form.setConfig({ layers })", cnn)
+    expect(page.locator("#layers li.layer")).to_have_count(4)
+    expect(page.get_by_label("Layer 3 Filters")).to_have_value("16")
+    expect(page.locator("#layers li.layer").nth(3).locator(".layer-info")).to_contain_text("7×7×16")
+    assert not problems.all(), problems.all()
+    page.context.close()
+
+    phone, phone_problems = new_page(browser, PHONE)
+    load(phone, live_server.url)
+    phone.evaluate("(layers) => window.__nnplay.form.setConfig({ layers })", cnn)
+    expect(phone.locator("#layers li.layer").nth(3).locator(".layer-info")).to_contain_text("7×7×16")
+    assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    phone.locator("#build").screenshot(path=str(artifacts_dir / "11-conv-builder-390.png"))
+    assert not phone_problems.all(), phone_problems.all()
+    phone.context.close()
+
+
+def test_server_explains_a_network_that_cannot_work(browser: Browser, live_server: LiveServer) -> None:
+    """A conv layer after a dense layer: the server's reason shows next to that row and Start is disabled
+    until the layers are put in an order that works. Rules between fields are the server's, not the page's."""
+    page, problems = new_page(browser, DESKTOP)
+    load(page, live_server.url)
+    clear_layers(page)
+    add_layer(page, "dense")
+    add_layer(page, "conv2d")
+    second = page.locator("#layers li.layer").nth(1)
+    expect(second.locator(".err")).to_contain_text("put convolution and pooling layers before dense layers")
+    expect(second.locator(".err")).to_contain_text("layer 2 (conv2d)")
+    expect(page.locator("#btn-start")).to_be_disabled()
+    expect(page.locator("#param-count")).to_have_text("–")
+    page.get_by_role("button", name="Move layer 2 up").click()
+    expect(page.locator("#layers li.layer .err")).to_have_count(2)
+    for err in page.locator("#layers li.layer .err").all():
+        expect(err).to_be_empty()
+    expect(page.locator("#layers li.layer").first.locator(".layer-name")).to_have_text("1 · Convolution")
+    expect(page.locator("#btn-start")).to_be_enabled()
+
+    # cross-entropy needs a softmax or sigmoid output: the server says so; the page has no copy of the rule
+    page.select_option("#f-output_activation", "linear")
+    expect(page.locator("#e-params")).to_contain_text("cross_entropy needs a softmax or sigmoid output")
+    expect(page.locator("#btn-start")).to_be_disabled()
+    page.select_option("#f-loss", "mse")
+    expect(page.locator("#e-params")).to_be_empty()
+    expect(page.locator("#btn-start")).to_be_enabled()
+    # a limit of this server: 28x28x64 into 2048 units is far over max_parameters
+    page.get_by_label("Layer 1 Filters").fill("64")
+    page.get_by_label("Layer 2 Units").fill("2048")
+    expect(page.locator("#e-params")).to_contain_text("exceeds the limit max_parameters")
+    expect(page.locator("#btn-start")).to_be_disabled()
+    page.get_by_label("Layer 2 Units").fill("16")
+    expect(page.locator("#e-params")).to_be_empty()
+    expect(page.locator("#btn-start")).to_be_enabled()
+    # Chromium logs every 4xx answer as a console error; here the 422s of /api/architecture are the point
+    refused = "Failed to load resource: the server responded with a status of 422"
+    assert [p for p in problems.all() if refused not in p] == [], problems.all()
+    page.context.close()
+
+
+def test_link_round_trip_and_old_links(browser: Browser, live_server: LiveServer) -> None:
+    """Set fields, copy the link, open it in a fresh page: the same form. A link in the format from before
+    typed layers (#config=<base64url JSON>) still opens, and the rest of its fields get their defaults."""
+    page, problems = new_page(browser, DESKTOP)
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    load(page, live_server.url)
+    page.fill("#f-name", "round trip, 1+1 & more")
+    clear_layers(page)
+    add_layer(page, "conv2d")
+    page.get_by_label("Layer 1 Filters").fill("6")
+    page.get_by_label("Layer 1 Kernel").fill("5")
+    page.get_by_label("Layer 1 Stride").fill("2")
+    page.get_by_label("Layer 1 Padding").select_option("valid")
+    add_layer(page, "avgpool2d")
+    add_layer(page, "batchnorm")
+    add_layer(page, "dense")
+    page.get_by_label("Layer 4 Units").fill("20")
+    page.get_by_label("Layer 4 Activation").select_option("tanh")
+    page.get_by_label("Layer 4 Dropout").fill("0.2")
+    page.select_option("#f-optimizer", "momentum")
+    page.fill("#f-momentum", "0.8")
+    page.fill("#f-learning_rate", "0.03")
+    page.select_option("#f-schedule", "step")
+    page.fill("#f-step_size", "3")
+    page.fill("#f-batch_size", "32")
+    page.fill("#f-epochs", "2")
+    page.fill("#f-train_subset", "3000")
+    expect(page.locator("#layers li.layer").nth(3).locator(".layer-info")).not_to_be_empty()
+    before = form_values(page)
+    page.click("#btn-copy-link")
+    expect(page.locator("#copy-note")).to_contain_text("Link copied")
+    link = str(page.evaluate("navigator.clipboard.readText()"))
+    assert "layers=conv2d:6:5:2:valid:relu,avgpool2d:2,batchnorm,dense:20:tanh:0.2" in link, link
+    assert problems.all() == [], problems.all()
+    page.context.close()
+
+    again, again_problems = new_page(browser, DESKTOP)
+    load(again, link)
+    expect(again.locator("#copy-note")).to_have_text("Settings loaded from the link.")
+    expect(again.locator("#layers li.layer").nth(3).locator(".layer-info")).not_to_be_empty()
+    assert form_values(again) == before
+
+    # the old format: the whole config as base64url JSON, untyped (dense) layers
+    old = {
+        "name": "old-link",
+        "layers": [{"units": 48, "activation": "tanh", "dropout": 0.1}, {"units": 24}],
+        "learning_rate": 0.005,
+        "optimizer": {"name": "sgd"},
+        "epochs": 2,
+        "train_subset": 3000,
+    }
+    text = base64.urlsafe_b64encode(json.dumps(old).encode()).decode().rstrip("=")
+    again.goto(f"{live_server.url}/#config={text}")
+    again.reload()
+    again.wait_for_selector("html[data-ready=true]")
+    expect(again.locator("#f-name")).to_have_value("old-link")
+    expect(again.locator("#layers li.layer")).to_have_count(2)
+    expect(again.get_by_label("Layer 1 Units")).to_have_value("48")
+    expect(again.get_by_label("Layer 1 Activation")).to_have_value("tanh")
+    expect(again.get_by_label("Layer 1 Dropout")).to_have_value("0.1")
+    expect(again.get_by_label("Layer 2 Units")).to_have_value("24")
+    expect(again.locator("#f-optimizer")).to_have_value("sgd")
+    expect(again.locator("#f-learning_rate")).to_have_value("0.005")
+    expect(again.locator("#f-train_subset")).to_have_value("3000")
+    expect(again.locator("#f-batch_size")).to_have_value("128")  # not in the link: the schema's default
+    expect(again.locator("#param-count")).to_have_text(f"{784 * 48 + 48 + 48 * 24 + 24 + 24 * 10 + 10:,}")
+    # once open, the address is rewritten in the readable format
+    wait_js(again, "location.hash.includes('layers=dense:48:tanh:0.1,dense:24:relu:0')")
+    assert not again_problems.all(), again_problems.all()
+    again.context.close()
+
+
+def test_defaults_and_bounds_come_from_the_server(browser: Browser, live_server: LiveServer) -> None:
+    """A link that names only the layers leaves every other field at its default: the form shows exactly the
+    defaults of run_config_schema, and the inputs' bounds are the schema's, capped by the server's limits."""
+    options = httpx.get(f"{live_server.url}/api/options").json()
+    schema = options["run_config_schema"]
+    props = schema["properties"]
+    defs = schema["$defs"]
+    mnist = next(d for d in httpx.get(f"{live_server.url}/api/datasets").json() if d["name"] == "mnist")
+    page, problems = new_page(browser, DESKTOP)
+    load(page, f"{live_server.url}/#layers=dense:32")
+
+    def shown(field: str) -> float:
+        return float(page.locator(f"#f-{field}").input_value())
+
+    for field in ("learning_rate", "batch_size", "epochs", "l2", "seed"):
+        assert shown(field) == props[field]["default"], field
+    expect(page.locator("#f-name")).to_have_value(props["name"]["default"])
+    expect(page.locator("#f-train_subset")).to_have_value("")  # null: all images
+    for field in ("output_activation", "loss", "init"):
+        expect(page.locator(f"#f-{field}")).to_have_value(props[field]["default"])
+    opt = defs["OptimizerConfig"]["properties"]
+    expect(page.locator("#f-optimizer")).to_have_value(opt["name"]["default"])
+    assert shown("beta1") == opt["beta1"]["default"] and shown("beta2") == opt["beta2"]["default"]
+    expect(page.locator("#f-schedule")).to_have_value(defs["ScheduleConfig"]["properties"]["name"]["default"])
+    dense = defs["DenseConfig"]["properties"]
+    expect(page.get_by_label("Layer 1 Activation")).to_have_value(dense["activation"]["default"])
+    assert float(page.get_by_label("Layer 1 Dropout").input_value()) == dense["dropout"]["default"]
+    # a new conv layer gets the conv defaults
+    add_layer(page, "conv2d")
+    conv = defs["Conv2DConfig"]["properties"]
+    for field in ("filters", "kernel", "stride"):
+        assert int(page.get_by_label(f"Layer 2 {field.title()}").input_value()) == conv[field]["default"]
+
+    # bounds: the schema's, or the configured limit where that is lower; the training set from /api/datasets
+    limits = options["limits"]
+    expect(page.locator("#f-epochs")).to_have_attribute("max", str(limits["max_epochs"]))
+    expect(page.locator("#f-batch_size")).to_have_attribute("max", str(limits["max_batch_size"]))
+    expect(page.locator("#f-train_subset")).to_have_attribute("max", str(mnist["train_size"]))
+    expect(page.locator("#f-train_subset")).to_have_attribute("placeholder", f"all {mnist['train_size']:,}")
+    expect(page.get_by_label("Layer 1 Units")).to_have_attribute("max", str(limits["max_units"]))
+    expect(page.get_by_label("Layer 2 Kernel")).to_have_attribute("max", str(conv["kernel"]["maximum"]))
+    expect(page.locator("#f-optimizer option")).to_have_count(len(options["optimizers"]))
+    expect(page.locator("#add-layer-type option")).to_have_count(len(options["layer_types"]))
+    assert not problems.all(), problems.all()
+    page.context.close()
+
+
+def test_histograms_label_conv_and_batchnorm_layers(browser: Browser, live_server: LiveServer) -> None:
+    """Epoch histograms of a conv network (pool layers have none, so layer numbers skip) get one row per layer,
+    titled by layer number and type. Fed to the view directly: the conv engine is not on this branch yet."""
+    page, problems = new_page(browser, DESKTOP)
+    load(page, live_server.url)
+    hist = {"edges": [-1.0, -0.5, 0.0, 0.5, 1.0], "counts": [1, 5, 7, 2]}
+    layers = [
+        {"layer": 0, "type": "conv2d", "shape": [5, 5, 1, 8]},
+        {"layer": 2, "type": "batchnorm", "shape": [8]},
+        {"layer": 4, "type": "dense", "shape": [392, 10]},
+    ]
+    history = [
+        {"epoch": e, "histograms": [{**h, "weights": hist, "biases": hist, "gradients": hist} for h in layers]}
+        for e in (1, 2)
+    ]
+    page.evaluate("(history) => window.__nnplay.watcher.histograms.setHistory(history)", history)
+    titles = page.locator("#histograms h4")
+    expect(titles).to_have_text(
+        ["Layer 1 · conv2d 5×5×1×8", "Layer 3 · batchnorm 8", "Layer 5 (output) · dense 392×10"]
+    )
+    expect(page.locator("#histograms canvas.hist-canvas")).to_have_count(9)
+    wait_js(page, "window.__nnplay.watcher.histograms.frame === 0")
+    assert canvas_ink(page, "#histograms .hist-layer:nth-child(2) canvas.hist-canvas") > 50
+    assert not problems.all(), problems.all()
+    page.context.close()
+
+
+def test_train_a_tiny_conv_net(browser: Browser, live_server: LiveServer) -> None:
+    page, problems = new_page(browser, DESKTOP)
+    load(page, live_server.url)
+    config = {
+        "name": "tiny-conv",
+        "layers": [{"type": "conv2d", "filters": 4, "kernel": 3}, {"type": "maxpool2d", "size": 2}],
+        "batch_size": 100,
+        "epochs": 1,
+        "train_subset": 2000,
+    }
+    page.evaluate("(config) => window.__nnplay.form.setConfig(config)", config)
+    expect(page.locator("#btn-start")).to_be_enabled()
+    page.click("#btn-start")
+    expect(page.locator("#run-state")).to_have_text("finished", timeout=120_000)
+    expect(page.locator("#histograms h4").first).to_contain_text("conv2d")
     assert not problems.all(), problems.all()
     page.context.close()
