@@ -70,7 +70,8 @@ class Model:
                     needs_input_grad=not first,
                 )
                 layers += [owner, ActivationLayer(layer_spec.activation, inplace=True)]  # Dense output: fresh
-                if layer_spec.dropout > 0:
+                if i < len(spec.layers):  # every hidden dense layer, so dropout can be switched on while
+                    # training; at rate 0 it passes x through and draws no random numbers: runs are unchanged
                     layers.append(Dropout(layer_spec.dropout, dropout_rng))
                 owners[i] = owner
             elif isinstance(layer_spec, Conv2DSpec):

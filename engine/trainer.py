@@ -1,8 +1,6 @@
-"""The training loop: epochs of shuffled mini-batches, reported through events rather than prints.
-
-A ``Trainer`` runs in whatever thread calls ``run()``; ``pause()``, ``resume()`` and ``stop()`` may be called
-from any other thread and take effect between batches.
-"""
+"""The training loop: epochs of shuffled mini-batches, reported through events rather than prints. A ``Trainer``
+runs in the thread that calls ``run()``; pause, resume, stop, step and live changes (``controls.request``) may
+come from any other thread and take effect between batches."""
 
 from __future__ import annotations
 
@@ -14,12 +12,38 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.layers import Layer
+from engine.checkpoint import Checkpoint, optimizer_arrays
+from engine.events import (
+    BatchProgress,
+    EpochEnd,
+    Event,
+    HealthReport,
+    LayerHistograms,
+    RunEnd,
+    StateChange,
+    layer_histograms,
+)
+from engine.health import measure, weights_before
+from engine.layers import Dropout
 from engine.losses import get_loss
-from engine.metrics import Histogram, accuracy, confusion_matrix
+from engine.metrics import accuracy, confusion_matrix
 from engine.model import Model
 from engine.optimizers import make_optimizer
 from engine.schedules import learning_rate
+from engine.steering import Change, Controls
+
+__all__ = [  # the events are defined in engine/events.py and re-exported: callers import them from here
+    "BatchProgress",
+    "Dataset",
+    "EpochEnd",
+    "Event",
+    "HealthReport",
+    "LayerHistograms",
+    "RunEnd",
+    "StateChange",
+    "TrainConfig",
+    "Trainer",
+]
 
 
 @dataclass(frozen=True)
@@ -43,71 +67,8 @@ class TrainConfig:
     progress_every: float = 0.33  # seconds between BatchProgress events
     misclassified_kept: int = 24  # test samples listed per epoch as misclassified
     divergence_factor: float = 1e3  # a batch loss this many times the first batch's (or non-finite) = diverged
-
-
-# ---- events -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BatchProgress:
-    epoch: int  # 1-based epoch being trained
-    batch: int  # batches done in this epoch
-    batches: int  # batches per epoch
-    loss: float  # mean training loss over the batches since the previous BatchProgress
-    learning_rate: float
-
-
-@dataclass(frozen=True)
-class LayerHistograms:
-    layer: int  # index in the spec's layer list (the output layer is the last)
-    type: str  # the spec layer's type: dense, conv2d, batchnorm
-    shape: tuple[int, ...]  # of its weights (W, or gamma for batchnorm)
-    weights: Histogram
-    biases: Histogram
-    gradients: Histogram  # of the weight gradients at the epoch's last batch
-
-
-@dataclass(frozen=True)
-class EpochEnd:
-    epoch: int
-    epochs: int
-    train_loss: float  # mean loss over the epoch's batches (dropout active)
-    train_accuracy: float  # accuracy on those batches as they were trained
-    test_loss: float
-    test_accuracy: float
-    seconds: float  # wall time of the epoch, evaluation included
-    learning_rate: float  # at the end of the epoch
-    histograms: list[LayerHistograms]
-    confusion: list[list[int]]  # test set, rows true, columns predicted
-    misclassified: list[tuple[int, int, int]]  # (test index, true label, predicted)
-
-
-@dataclass(frozen=True)
-class StateChange:
-    state: str  # running, paused, finished, stopped, diverged
-
-
-@dataclass(frozen=True)
-class RunEnd:
-    state: str  # finished, stopped or diverged
-    message: str
-    epochs_done: int
-
-
-Event = BatchProgress | EpochEnd | StateChange | RunEnd
-
-
-def layer_histograms(index: int, layer: Layer, bins: int) -> LayerHistograms:
-    """A layer's first parameter is its weights (W, or gamma), its second its biases (b, or beta)."""
-    (w_name, weights), (_, biases) = list(layer.params.items())[:2]
-    return LayerHistograms(
-        layer=index,
-        type=layer.kind,
-        shape=tuple(int(n) for n in weights.shape),
-        weights=Histogram.of(weights, bins),
-        biases=Histogram.of(biases, bins),
-        gradients=Histogram.of(layer.grads[w_name], bins),
-    )
+    health: bool = True  # per-layer health statistics at every progress tick
+    replay: tuple[Change, ...] = ()  # changes to apply at their recorded batch indices (a run reproduced)
 
 
 @dataclass
@@ -145,6 +106,17 @@ class Trainer:
         spec = self.model.spec
         # the training loss (test loss stays the model's plain one); refused unless softmax cross-entropy
         self._train_loss = get_loss(spec.loss, spec.output.activation, label_smoothing=c.label_smoothing)
+        self.dropouts = {
+            i: layer
+            for layer, i in zip(self.model.layers, self.model.spec_index, strict=True)
+            if isinstance(layer, Dropout)
+        }
+        hyper = {"learning_rate": c.learning_rate, "l2": c.l2, "batch_size": c.batch_size}
+        if c.optimizer != "adam":  # Adam has no momentum to change (its beta1 is not one)
+            hyper["momentum"] = c.momentum if c.optimizer != "sgd" else 0.0
+        self.controls = Controls({**hyper, **{f"dropout.{i}": d.rate for i, d in self.dropouts.items()}}, c.replay)
+        self.step_count = 0  # batches trained, over the whole run
+        self.start_epoch = 1  # a run restored from a checkpoint goes on after it
         self.optimizer = make_optimizer(
             c.optimizer,
             self.model.parameters(),
@@ -167,6 +139,32 @@ class Trainer:
         self._stop.set()
         self._resume.set()  # a paused run must wake up to notice it was stopped
 
+    def step(self, batches: int) -> None:
+        """Train exactly `batches` batches, then pause again (from a paused run)."""
+        self.controls.steps_left = batches
+        self._resume.set()
+
+    # ---- checkpoints --------------------------------------------------------------------------------
+
+    def checkpoint(self, epoch: int) -> Checkpoint:
+        """The whole state after `epoch` (call it from the EpochEnd event, in the training thread)."""
+        rng = {"shuffle": self._shuffle_rng.bit_generator.state}
+        if self.dropouts:
+            rng["dropout"] = next(iter(self.dropouts.values())).rng.bit_generator.state
+        arrays = {name: a.copy() for name, a in {**self.model.state(), **optimizer_arrays(self.optimizer)}.items()}
+        return Checkpoint(epoch, self.step_count, dict(self.controls.hyper), rng, self.optimizer.t, arrays)
+
+    def restore(self, checkpoint: Checkpoint) -> None:
+        """Continue from a checkpoint of a run with the same config (before run())."""
+        for name, array in {**self.model.state(), **optimizer_arrays(self.optimizer)}.items():
+            array[...] = checkpoint.arrays[name]
+        self._shuffle_rng.bit_generator.state = checkpoint.rng["shuffle"]
+        for dropout in self.dropouts.values():  # they share one generator
+            dropout.rng.bit_generator.state = checkpoint.rng["dropout"]
+        self.optimizer.t = checkpoint.optimizer_t
+        self.controls.hyper.update(checkpoint.hyper)
+        self.step_count, self.start_epoch, self.epochs_done = checkpoint.step, checkpoint.epoch + 1, checkpoint.epoch
+
     # ---- the loop ------------------------------------------------------------------------------
 
     def _set_state(self, state: str) -> None:
@@ -176,7 +174,13 @@ class Trainer:
     def _lr(self, progress: float) -> float:
         c = self.config
         return learning_rate(
-            c.schedule, c.learning_rate, progress, c.epochs, step_size=c.step_size, gamma=c.gamma, warmup=c.warmup
+            c.schedule,
+            self.controls.hyper["learning_rate"],  # the live base: a change moves the whole schedule
+            progress,
+            c.epochs,
+            step_size=c.step_size,
+            gamma=c.gamma,
+            warmup=c.warmup,
         )
 
     def run(self) -> RunEnd:
@@ -188,20 +192,33 @@ class Trainer:
         self.on_event(end)
         return end
 
+    def _apply_controls(self, epoch: int) -> None:
+        """Between batches: changes due from this batch on, into the optimizer and dropout layers."""
+        for change in self.controls.due(self.step_count, epoch):
+            name, hyper = change.name, self.controls.hyper
+            if name == "l2":
+                self.optimizer.l2 = hyper["l2"]
+            elif name == "momentum":
+                setattr(self.optimizer, "momentum", hyper["momentum"])  # noqa: B010 - SGD's, not the base class's
+            elif name.startswith("dropout."):
+                self.dropouts[int(name.split(".")[1])].rate = hyper[name]
+            self.on_event(change)
+
     def _epochs(self) -> RunEnd:
         c, d, model = self.config, self.data, self.model
-        n, size = d.x_train.shape[0], c.batch_size
-        batches = -(-n // size)
+        n = d.x_train.shape[0]
         optimizer, train_loss, x_train, y_train = self.optimizer, self._train_loss, d.x_train, d.y_train
+        controls, hyper = self.controls, self.controls.hyper
         predicted = np.empty(n, np.intp)  # each batch's predictions, scored once at the epoch's end
         first_loss: float | None = None
         last_report = time.perf_counter()  # not reset per epoch: short epochs still report progress
-        for epoch in range(1, c.epochs + 1):
+        for epoch in range(self.start_epoch, c.epochs + 1):
             started = time.perf_counter()
             snapshot = [p.copy() for p, _ in model.parameters()]  # the last weights known to be finite
             order = self._shuffle_rng.permutation(n)
             loss_sum, window_loss, window_batches = 0.0, 0.0, 0
-            for b in range(batches):
+            lo, b = 0, 0  # a sample cursor, not a batch index: the batch size may change between batches
+            while lo < n:
                 if not self._resume.is_set():
                     self._set_state("paused")
                     paused_at = time.perf_counter()
@@ -211,11 +228,13 @@ class Trainer:
                         self._set_state("running")
                 if self._stop.is_set():
                     return RunEnd("stopped", f"stopped by request during epoch {epoch}", self.epochs_done)
-                lo, hi = b * size, min((b + 1) * size, n)
+                self._apply_controls(epoch)
+                size = int(hyper["batch_size"])
+                hi = min(lo + size, n)
                 idx = order[lo:hi]
                 xb = x_train[idx]  # fancy indexing: ~10x faster than np.take(..., out=), which buffers a copy
                 yb = y_train[idx]
-                optimizer.lr = self._lr(epoch - 1 + b / batches)
+                optimizer.lr = self._lr(epoch - 1 + lo / n)
                 loss, logits = model.loss_and_backward(xb, yb, train_loss)
                 if first_loss is None:
                     first_loss = max(loss, 1.0) if math.isfinite(loss) else 1.0
@@ -230,15 +249,27 @@ class Trainer:
                         "The last finite weights were kept.",
                         self.epochs_done,
                     )
+                now = time.perf_counter()
+                report = now - last_report >= c.progress_every
+                before = weights_before(model) if report and c.health else None
                 optimizer.step()
                 np.argmax(logits, axis=1, out=predicted[lo:hi])
                 loss_sum += loss * (hi - lo)
                 window_loss += loss
                 window_batches += 1
-                now = time.perf_counter()
-                if now - last_report >= c.progress_every:
-                    self.on_event(BatchProgress(epoch, b + 1, batches, window_loss / window_batches, optimizer.lr))
+                b, lo = b + 1, hi
+                self.step_count += 1
+                if report:
+                    batches = b + -(-(n - lo) // size)
+                    self.on_event(BatchProgress(epoch, b, batches, window_loss / window_batches, optimizer.lr))
+                    if before is not None:
+                        self.on_event(HealthReport(epoch, self.step_count, measure(model, before)))
                     window_loss, window_batches, last_report = 0.0, 0, now
+                if controls.steps_left is not None:
+                    controls.steps_left -= 1
+                    if controls.steps_left <= 0:
+                        controls.steps_left = None
+                        self._resume.clear()  # step mode: pause before the next batch
             train_acc = accuracy(predicted, y_train[order])
             summary = self._epoch_end(epoch, started, loss_sum / n, train_acc)
             self.on_event(summary)
