@@ -18,6 +18,7 @@ class BatchProgress:
     batches: int  # batches per epoch
     loss: float  # mean training loss over the batches since the previous BatchProgress
     learning_rate: float
+    step: int = 0  # batches trained in the whole run
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class EpochEnd:
 @dataclass(frozen=True)
 class StateChange:
     state: str  # running, paused, finished, stopped, diverged
+    step: int = 0  # batches trained so far in the run
 
 
 @dataclass(frozen=True)

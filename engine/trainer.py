@@ -169,7 +169,7 @@ class Trainer:
 
     def _set_state(self, state: str) -> None:
         self.state = state
-        self.on_event(StateChange(state))
+        self.on_event(StateChange(state, self.step_count))
 
     def _lr(self, progress: float) -> float:
         c = self.config
@@ -261,7 +261,8 @@ class Trainer:
                 self.step_count += 1
                 if report:
                     batches = b + -(-(n - lo) // size)
-                    self.on_event(BatchProgress(epoch, b, batches, window_loss / window_batches, optimizer.lr))
+                    mean_loss = window_loss / window_batches
+                    self.on_event(BatchProgress(epoch, b, batches, mean_loss, optimizer.lr, self.step_count))
                     if before is not None:
                         self.on_event(HealthReport(epoch, self.step_count, measure(model, before)))
                     window_loss, window_batches, last_report = 0.0, 0, now

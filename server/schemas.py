@@ -7,7 +7,15 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from server.config import RunConfig, StrictModel
-from server.messages import EpochMessage, Extras, FeatureMapsOut, ImagesOut
+from server.messages import (
+    ChangeMessage,
+    EpochMessage,
+    Extras,
+    FeatureMapsOut,
+    HealthMessage,
+    ImagesOut,
+    ProgressMessage,
+)
 
 ModelId = Annotated[str, Field(pattern=r"^(default|[rm][0-9a-f]{10})$", description="a model or run id")]
 
@@ -38,6 +46,10 @@ class RunSummary(BaseModel):
 class RunDetail(RunSummary):
     history: list[EpochMessage]  # every epoch, histograms included
     extras: Extras | None  # the latest epoch's bulky views
+    progress: list[ProgressMessage] = []  # the per-batch loss points, as streamed live
+    health: list[HealthMessage] = []  # per-layer health at those points
+    changes: list[ChangeMessage] = []  # live changes, in order, with the batch each applied from
+    checkpoints: list[int] = []  # epochs a fork can start from
 
 
 class SnapshotMessage(BaseModel):
@@ -50,6 +62,16 @@ class SnapshotMessage(BaseModel):
 class ControlAnswer(BaseModel):
     id: str
     state: str
+
+
+class AppliedOut(BaseModel):
+    name: str  # learning_rate, l2, batch_size, momentum or dropout.<layer>
+    value: float
+
+
+class PatchAnswer(BaseModel):
+    id: str
+    queued: list[AppliedOut]  # applied from the next batch; each comes back as a "change" message
 
 
 class LayerRow(BaseModel):
