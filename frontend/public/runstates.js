@@ -25,7 +25,7 @@ export const stateLabel = (state) => LABELS[state] ?? state;
 // Advice per state; for the states that end a run badly, the server's message comes first ("Diverged: loss
 // became inf at epoch 1, batch 6: ..."), then this advice.
 export const HINTS = {
-  idle: 'Start a run on the left, or open a past one from the run list below.',
+  idle: 'Start a run with the Build form (1), or open a past one from the run list (4).',
   queued: 'Waiting for a free training slot: it starts as soon as a running run ends.',
   pausing: 'Pausing after the current batch…',
   resuming: 'Resuming…',

@@ -1,0 +1,120 @@
+"""What a newcomer stumbled on, each checked in a real Chromium against the real server: the first visit, the
+wording, the health line, the ended and diverged runs, deleting, the filter grid, the run list and compare, the
+model picker and upload, keyboard drawing (a random MNIST test digit), drawings that are not digits, and the
+accessibility of the canvases and charts (names, latest values in the legends, tables, forced colours)."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests.conftest import LiveServer, make_data_dir, start_server, stop_server
+from tests.frontend.test_browser import (  # noqa: F401 - `browser` is a fixture
+    DESKTOP,
+    PHONE,
+    browser,
+    load,
+    new_page,
+    record_dialogs,
+    shot,
+    train,
+    wait_js,
+)
+
+pytestmark = pytest.mark.browser
+
+SMALL: dict[str, Any] = {"layers": [{"units": 16}], "batch_size": 100, "epochs": 2, "train_subset": 2000}
+# long enough to still be training when the test looks; the test stops it
+LONG: dict[str, Any] = {"layers": [{"units": 16}], "batch_size": 50, "epochs": 200, "train_subset": 2000}
+
+
+def post_run(server: LiveServer, config: dict[str, Any]) -> str:
+    response = httpx.post(f"{server.url}/api/runs", json=config)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def stop_all(server: LiveServer) -> None:
+    for run in httpx.get(f"{server.url}/api/runs").json():
+        if run["state"] in ("queued", "running", "paused"):
+            httpx.post(f"{server.url}/api/runs/{run['id']}/stop")
+
+
+def in_viewport(page: Page, selector: str) -> bool:
+    """The element's centre is inside the window and it is the element found there (not covered)."""
+    return bool(
+        page.evaluate(
+            """(sel) => { const e = document.querySelector(sel); const r = e.getBoundingClientRect();
+                 const x = r.left + r.width / 2, y = r.top + r.height / 2;
+                 if (x < 0 || y < 0 || x > innerWidth || y > innerHeight) return false;
+                 const hit = document.elementFromPoint(x, y); return hit === e || e.contains(hit); }""",
+            selector,
+        )
+    )
+
+
+# ---------------------------------------------------------------------------------------------------- first visit
+
+
+def test_first_visit_shows_the_default_model_training_and_start_in_reach(
+    browser: Browser, tmp_path: Path, mnist_source: Path, artifacts_dir: Path
+) -> None:
+    """Item 1: a server training its default model; a first visit (no link) opens that run, live, and the Start
+    button is on screen without scrolling at 1280x800 and 390x844."""
+    server = start_server(
+        make_data_dir(tmp_path, mnist_source), tmp_path / "server.log", {"NNPLAY_TRAIN_DEFAULT_MODEL": "1"}
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not httpx.get(f"{server.url}/api/health").json()["default_model_run"]:
+            assert time.monotonic() < deadline, "the default model did not start training"
+            time.sleep(0.2)
+        for viewport, name in ((DESKTOP, "first-visit-1280.png"), (PHONE, "first-visit-390.png")):
+            page, problems = new_page(browser, viewport)
+            load(page, server.url)
+            expect(page.locator("#run-title")).to_have_text("default model")
+            expect(page.locator("#run-state")).to_have_text(re.compile(r"^(running|queued)$"))
+            expect(page.locator("#progress-text")).to_contain_text("batch", timeout=30_000)
+            assert in_viewport(page, "#btn-start"), f"Start is not reachable without scrolling at {viewport}"
+            shot(page, artifacts_dir, name, full_page=False)
+            assert not problems.all(), problems.all()
+            page.context.close()
+    finally:
+        stop_all(server)
+        stop_server(server)
+
+
+def test_idle_hint_fits_phone_and_desktop(browser: Browser, live_server: LiveServer) -> None:
+    """Item 2: the empty Train panel does not send a phone user "to the left" (the form is above there)."""
+    for viewport in (DESKTOP, PHONE):
+        page, problems = new_page(browser, viewport)
+        load(page, live_server.url)
+        hint = page.locator("#run-hint")
+        expect(hint).to_contain_text("Build form")
+        assert "left" not in str(hint.text_content())
+        assert not problems.all(), problems.all()
+        page.context.close()
+
+
+def test_health_line_follows_runs_started_elsewhere(browser: Browser, live_server: LiveServer) -> None:
+    """Item 3: runs started after the page loaded show up in the health line, and it keeps up while they train."""
+    page, problems = new_page(browser, DESKTOP)
+    load(page, live_server.url)
+    expect(page.locator("#health")).not_to_contain_text("training")
+    ids = [post_run(live_server, {**LONG, "name": f"long-{i}"}) for i in range(3)]
+    try:
+        health = page.locator("#health")
+        expect(health).to_contain_text("2 training · 1 queued", timeout=13_000)
+        httpx.post(f"{live_server.url}/api/runs/{ids[2]}/stop")  # the queued one
+        expect(health).not_to_contain_text("queued", timeout=4_000)
+        expect(health).to_contain_text("2 training")
+    finally:
+        stop_all(live_server)
+    assert not problems.all(), problems.all()
+    page.context.close()
