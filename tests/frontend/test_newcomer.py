@@ -118,3 +118,90 @@ def test_health_line_follows_runs_started_elsewhere(browser: Browser, live_serve
         stop_all(live_server)
     assert not problems.all(), problems.all()
     page.context.close()
+
+
+# ---------------------------------------------------------------------------------------------- while and after
+
+
+def test_a_stopped_run_says_how_it_ended(browser: Browser, live_server: LiveServer) -> None:
+    """Item 5: after Stop the progress line says the run was stopped, not the last batch and the time left."""
+    post_run(live_server, {**LONG, "name": "to-stop"})
+    page, problems = new_page(browser, DESKTOP)
+    try:
+        load(page, live_server.url)  # a first visit opens the run that is training
+        expect(page.locator("#run-title")).to_have_text("to-stop")
+        expect(page.locator("#progress-text")).to_contain_text("left", timeout=20_000)
+        page.click("#btn-stop")
+        expect(page.locator("#run-state")).to_have_text("stopped", timeout=20_000)
+        text = page.locator("#progress-text")
+        ended = r"^stopped( during epoch \d+/200 \(batch \d+/40\))? · (\d+ of 200 epochs|no epoch) complete$"
+        expect(text).to_have_text(re.compile(ended))
+        time.sleep(1)
+        assert "left" not in str(text.text_content())
+    finally:
+        stop_all(live_server)
+    assert not problems.all(), problems.all()
+    page.context.close()
+
+
+def test_a_diverged_adam_run_gets_advice_that_fits_and_its_charts_explained(
+    browser: Browser, live_server: LiveServer, artifacts_dir: Path
+) -> None:
+    """Item 6: preset quick at learning rate 10 with Adam diverges in its first epoch: the page does not tell an
+    Adam run to try Adam, nor say weights were kept when no model was; the charts draw the per-batch losses it
+    received, or say why there is nothing to draw, and after a reload say that only epochs are stored."""
+    page, problems = new_page(browser, DESKTOP)
+    load(page, live_server.url)
+    page.select_option("#f-preset", "quick")
+    page.select_option("#f-optimizer", "adam")
+    page.fill("#f-learning_rate", "10")
+    page.click("#btn-start")
+    expect(page.locator("#run-state")).to_have_text("diverged", timeout=30_000)
+    hint = page.locator("#run-hint")
+    expect(hint).to_contain_text("Adam usually wants 0.001–0.005")
+    expect(hint).to_contain_text(re.compile("no model was kept", re.I))
+    assert str(hint.text_content()).lower().count("no model was kept") == 1
+    assert "try Adam" not in str(hint.text_content())
+    assert "weights were kept" not in str(hint.text_content())
+    expect(page.locator("#progress-text")).to_contain_text("diverged")
+    batch_points = page.evaluate("window.__nnplay.watcher.charts.bx.length")
+    note = page.locator("#chart-note")
+    if batch_points:
+        expect(note).to_contain_text("per-batch loss this page received live")
+    else:
+        expect(note).to_contain_text("Nothing to draw")
+    shot(page, artifacts_dir, "diverged-1280.png", full_page=False)
+    page.reload()
+    page.wait_for_selector("html[data-ready=true]")
+    expect(page.locator("#run-state")).to_have_text("diverged")
+    expect(note).to_contain_text("Only finished epochs are kept")
+    assert not problems.all(), problems.all()
+    page.context.close()
+
+
+def test_deleting_the_open_run_keeps_the_notice(browser: Browser, live_server: LiveServer) -> None:
+    """Item 7: "That run was deleted." stays in the Train panel after deleting the open run."""
+    train(live_server, {**SMALL, "name": "to-delete"})
+    page, problems = new_page(browser, DESKTOP)
+    load(page, live_server.url)
+    item = page.locator("#run-list li", has_text="to-delete")
+    item.locator("button[data-role=open]").click()
+    expect(page.locator("#run-state")).to_have_text("finished")
+    record_dialogs(page, accept=True)
+    item.locator("button[data-role=delete]").click()
+    expect(item).to_have_count(0)
+    expect(page.locator("#run-hint")).to_contain_text("That run was deleted.")
+    time.sleep(1.5)
+    expect(page.locator("#run-hint")).to_contain_text("That run was deleted.")
+    assert not problems.all(), problems.all()
+    page.context.close()
+
+
+def test_filter_grid_says_how_many_units_it_shows(browser: Browser, live_server: LiveServer) -> None:
+    """Item 8: 100 first-layer units, 64 drawn: the caption says "first 64 of 100 units"."""
+    run_id = train(live_server, {**SMALL, "layers": [{"units": 100}], "epochs": 1, "name": "wide"})
+    page, problems = new_page(browser, DESKTOP)
+    load(page, f"{live_server.url}/#run={run_id}")
+    expect(page.locator("#filters-note")).to_have_text("(first 64 of 100 units)")
+    assert not problems.all(), problems.all()
+    page.context.close()
