@@ -23,9 +23,12 @@ export function formatDetail(detail) {
   return 'unexpected answer from the server';
 }
 
-async function request(method, path, body) {
+async function request(method, path, body, contentType = 'application/json') {
   const init = { method, headers: { accept: 'application/json' } };
-  if (body !== undefined) {
+  if (body instanceof Blob) {
+    init.headers['content-type'] = contentType;
+    init.body = body;
+  } else if (body !== undefined) {
     init.headers['content-type'] = 'application/json';
     init.body = JSON.stringify(body);
   }
@@ -67,6 +70,9 @@ export const api = {
   predict: (image, model, explain = false) =>
     request('POST', '/api/predict', { image, explain, ...(model ? { model } : {}) }),
   modelUrl: (id) => `${runPath(id)}/model`,
+  /** An .npz file (a File or Blob) as POST /api/models takes it: the raw bytes, the name in the query. */
+  uploadModel: (file, name) =>
+    request('POST', `/api/models?name=${encodeURIComponent(name)}`, file, 'application/octet-stream'),
 };
 
 /**

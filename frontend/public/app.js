@@ -3,12 +3,13 @@
 // reproduces an experiment.
 
 import { api } from './api.js';
+import { runName } from './configdiff.js';
 import { DrawPad } from './draw.js';
 import { BuildForm } from './form.js';
 import { buildRules, loadSetup } from './options.js';
 import { RunsList } from './runs.js';
 import { ACTIVE } from './runstates.js';
-import { LAYER_PROPS, PROPS } from './state.js';
+import { LAYER_PROPS, PROPS, State } from './state.js';
 import { $ } from './util.js';
 import { RunWatcher } from './watch.js';
 
@@ -17,6 +18,8 @@ let watcher = null;
 let runs = null;
 let pad = null;
 let hashTimer = 0;
+let nameMax = 80;
+let presetConfigs = []; // [{name, config}], each config normalised like the form's
 let healthTimer = 0;
 let healthAsked = 0; // only the newest health request schedules the next one
 
@@ -56,7 +59,9 @@ async function start() {
   }
   form.setBusy(true);
   try {
-    const created = await api.createRun(config);
+    // an edited preset is not that preset: name the run by what differs, and number repeats
+    const name = runName(config, presetConfigs, runs.runs.map((r) => r.name)).slice(0, nameMax);
+    const created = await api.createRun({ ...config, name });
     watcher.open(created.id);
     runs.refresh();
     pollHealth();
@@ -134,6 +139,12 @@ async function main() {
 
   const { presets, datasets, health } = setup;
   const rules = buildRules(setup, { props: PROPS, layerProps: LAYER_PROPS });
+  const scratch = new State(rules);
+  presetConfigs = presets.map((p) => {
+    scratch.fromConfig(p.config);
+    return { name: p.name, config: scratch.toConfig() };
+  });
+  nameMax = rules.props.name?.maxLength ?? 80;
   form = new BuildForm({ rules, presets, onSubmit: start, onChange: scheduleHash });
   if (!configFromHash()) form.setConfig((presets.find((p) => p.name === 'quick') || presets[0]).config);
   form.enable(true);

@@ -248,6 +248,20 @@ function pctValue(u, v) {
   return v === null || v === undefined ? '–' : `${v.toFixed(2)}%`;
 }
 
+/**
+ * A y range that fits the data with a little room (96% and 98% must not share one sliver of a 0-100 axis);
+ * accuracy stays within 0-100 %, a loss above 0.
+ */
+export function zoomed(min, max, isPercent) {
+  if (min === null || max === null) return isPercent ? [0, 100] : [0, 1];
+  const pad = Math.max((max - min) * 0.1, isPercent ? 0.2 : Math.abs(max) * 0.02 || 0.01);
+  let lo = min - pad;
+  let hi = max + pad;
+  if (isPercent) [lo, hi] = [Math.max(0, lo), Math.min(100, hi)];
+  else lo = Math.max(0, lo);
+  return [lo, hi];
+}
+
 /** Overlay of several runs' per-epoch curves (one metric at a time). */
 export class CompareChart {
   constructor(container) {
@@ -278,7 +292,7 @@ export class CompareChart {
       this.container,
       {
         height: 240,
-        scales: { x: { time: false }, y: isAcc ? { range: (u, min) => [Math.max(0, Math.floor((min ?? 0) / 5) * 5), 100] } : {} },
+        scales: { x: { time: false }, y: { range: (u, min, max) => zoomed(min, max, isAcc) } },
         axes: [
           { ...axisStyle, label: 'epoch', incrs: [1, 2, 5, 10, 20, 50, 100] },
           { ...axisStyle, label: metric.replace('_', ' ') + (isAcc ? ' %' : ''), size: 50 },

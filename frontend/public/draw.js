@@ -8,6 +8,8 @@ import { $, el, fmtPct } from './util.js';
 import { describeOverlay, drawOverlay, renderFeatureMaps, renderTop3, selectedOverlay } from './explain.js';
 
 const DEBOUNCE_MS = 150;
+const NEAR_CHANCE = 0.2; // test accuracy below this: barely better than guessing one of ten digits (10%)
+const nearChance = (m) => typeof m?.test_accuracy === 'number' && m.test_accuracy < NEAR_CHANCE;
 const STROKE = 20; // in canvas pixels (280 wide): about 2 MNIST pixels, like the training digits
 
 export class DrawPad {
@@ -39,6 +41,7 @@ export class DrawPad {
       });
     }
     describeOverlay();
+    $('model-upload').addEventListener('change', (e) => this.upload(e.target));
     this.picker.addEventListener('change', () => {
       this.userPicked = true;
       this.noteModel();
@@ -193,7 +196,8 @@ export class DrawPad {
     const options = this.models.map((m) => {
       const acc = m.test_accuracy === null || m.test_accuracy === undefined ? '' : ` · ${fmtPct(m.test_accuracy)}`;
       const where = m.source === 'default' ? '' : m.source === 'run' ? ' (run)' : ' (uploaded)';
-      return el('option', { value: m.id }, `${m.name}${where}${acc}`);
+      const warn = nearChance(m) ? ' ⚠ near chance' : '';
+      return el('option', { value: m.id }, `${m.name}${where}${acc}${warn}`);
     });
     this.picker.replaceChildren(...options);
     this.picker.disabled = !options.length;
@@ -207,8 +211,36 @@ export class DrawPad {
     if (pick && pick !== current && this.hasInk) this.predictSoon(0);
   }
 
+  /** POST the chosen .npz to /api/models, then pick it. */
+  async upload(input) {
+    const file = input.files?.[0];
+    if (!file) return;
+    const note = $('model-note');
+    note.textContent = `Uploading ${file.name}…`;
+    try {
+      const model = await api.uploadModel(file, file.name.replace(/\.npz$/i, '').slice(0, 80) || 'uploaded model');
+      this.userPicked = true;
+      await this.refreshModels();
+      this.picker.value = model.id;
+      this.noteModel();
+      note.textContent = `Uploaded “${model.name}”: it is picked for your drawings. ${note.textContent}`.trim();
+      if (this.hasInk) this.predictSoon(0);
+    } catch (error) {
+      note.textContent = `Could not use ${file.name}: ${error.message}`;
+    } finally {
+      input.value = '';
+    }
+  }
+
   noteModel() {
     const note = $('model-note');
+    const picked = this.models.find((m) => m.id === this.picker.value);
+    if (nearChance(picked)) {
+      note.textContent =
+        `Careful: this model gets only ${fmtPct(picked.test_accuracy)} of the test digits right, about what ` +
+        'guessing gets (10%), so its answers mean little. Pick another model or train a better one.';
+      return;
+    }
     const state = this.health?.default_model;
     const usingDefault = this.picker.value === 'default';
     if (!this.models.length) {

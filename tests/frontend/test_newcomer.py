@@ -205,3 +205,104 @@ def test_filter_grid_says_how_many_units_it_shows(browser: Browser, live_server:
     expect(page.locator("#filters-note")).to_have_text("(first 64 of 100 units)")
     assert not problems.all(), problems.all()
     page.context.close()
+
+
+# ----------------------------------------------------------------------------------------------------------- runs
+
+
+def test_compare_is_labelled_zoomed_and_says_what_differs(browser: Browser, live_server: LiveServer) -> None:
+    """Item 9: the compare box has a visible label; the compare chart's y axis fits the curves; the settings
+    that differ between the compared runs are listed."""
+    ids = [
+        train(live_server, {**SMALL, "epochs": 3, "name": "cmp-a", "learning_rate": 0.002}),
+        train(live_server, {**SMALL, "epochs": 3, "name": "cmp-b", "learning_rate": 0.01, "optimizer": {"name": "momentum"}}),
+    ]
+    page, problems = new_page(browser, DESKTOP)
+    load(page, live_server.url)
+    for name in ("cmp-a", "cmp-b"):
+        item = page.locator("#run-list li", has_text=name)
+        label = item.locator("label.compare-label")
+        expect(label).to_be_visible()
+        expect(label).to_contain_text("compare")
+        box = label.bounding_box()
+        assert box and box["width"] > 20 and box["height"] > 8, box
+        label.click()  # the label ticks its box
+        expect(item.locator("input[data-role=compare]")).to_be_checked()
+    expect(page.locator("#compare-hint")).to_have_text("Comparing 2 runs.")
+    diff = page.locator("#compare-diff")
+    # newest first, as in the list
+    expect(diff).to_contain_text("(cmp-b / cmp-a)")
+    expect(diff).to_contain_text("learning rate: 0.01 / 0.002")
+    expect(diff).to_contain_text("optimizer: momentum / adam")
+    assert "momentum: 0.9" not in str(diff.text_content())
+    assert "epochs" not in str(diff.text_content())
+    wait_js(page, "window.__nnplay.runs.chart.chart?.plot.series.length === 3")
+    accs = [100 * h["test_accuracy"] for i in ids for h in httpx.get(f"{live_server.url}/api/runs/{i}").json()["history"]]
+    lo, hi = min(accs), max(accs)
+    y = page.evaluate("(() => { const s = window.__nnplay.runs.chart.chart.plot.scales.y; return [s.min, s.max]; })()")
+    room = 0.2 * (hi - lo) + 0.5
+    assert lo - room <= y[0] <= lo and hi <= y[1] <= hi + room, (y, lo, hi)
+    assert not problems.all(), problems.all()
+    page.context.close()
+
+
+def test_edited_presets_get_their_own_names_and_enter_does_not_start(browser: Browser, live_server: LiveServer) -> None:
+    """Item 9: a run from an edited preset is named by what changed, a repeat is numbered; Enter in a number
+    field does not start a run."""
+    page, problems = new_page(browser, DESKTOP)
+    load(page, live_server.url)
+    page.select_option("#f-preset", "quick")
+    page.fill("#f-learning_rate", "0.01")
+    page.locator("#f-epochs").focus()
+    page.keyboard.press("Enter")
+    page.locator("#layers [data-k=units]").first.press("Enter")
+    time.sleep(1)
+    assert httpx.get(f"{live_server.url}/api/runs").json() == [], "Enter in a field started a run"
+    try:
+        page.click("#btn-start")
+        expect(page.locator("#run-title")).to_have_text("quick · lr 0.01")
+        page.click("#btn-start")
+        expect(page.locator("#run-title")).to_have_text("quick · lr 0.01 #2")
+        page.select_option("#f-preset", "quick")
+        page.click("#btn-start")
+        expect(page.locator("#run-title")).to_have_text("quick")
+    finally:
+        stop_all(live_server)
+    names = sorted(r["name"] for r in httpx.get(f"{live_server.url}/api/runs").json())
+    assert names == ["quick", "quick · lr 0.01", "quick · lr 0.01 #2"], names
+    assert not problems.all(), problems.all()
+    page.context.close()
+
+
+def test_near_chance_models_are_flagged_and_a_model_can_be_uploaded(
+    browser: Browser, live_server: LiveServer, tmp_path: Path
+) -> None:
+    """Item 9: a model at about 10% is offered with a warning; an .npz file can be uploaded from the page."""
+    poor = train(
+        live_server,
+        {**SMALL, "epochs": 1, "name": "poor", "optimizer": {"name": "sgd"}, "learning_rate": 1e-6, "train_subset": 500},
+    )
+    accuracy = httpx.get(f"{live_server.url}/api/runs/{poor}").json()["test_accuracy"]
+    assert accuracy < 0.2, accuracy
+    model = tmp_path / "mine.npz"
+    model.write_bytes(httpx.get(f"{live_server.url}/api/runs/{poor}/model").content)
+    page, problems = new_page(browser, DESKTOP)
+    load(page, live_server.url)
+    expect(page.locator("#model-picker option", has_text="poor")).to_contain_text("near chance")
+    expect(page.locator("#model-note")).to_contain_text("about what guessing gets")
+    page.set_input_files("#model-upload", str(model))
+    expect(page.locator("#model-note")).to_contain_text("Uploaded “mine”")
+    expect(page.locator("#model-picker option:checked")).to_contain_text("mine (uploaded)")
+    assert [m["source"] for m in httpx.get(f"{live_server.url}/api/models").json()].count("upload") == 1
+    assert not problems.all(), problems.all()
+    page.context.close()
+
+
+def test_phone_run_list_grows_with_the_page(browser: Browser, live_server: LiveServer) -> None:
+    """Item 9: on a phone the run list does not scroll inside the scrolling page (it cut rows in two)."""
+    page, problems = new_page(browser, PHONE)
+    load(page, live_server.url)
+    style = page.evaluate("(() => { const s = getComputedStyle(document.getElementById('run-list')); return [s.maxHeight, s.overflowY]; })()")
+    assert style == ["none", "visible"], style
+    assert not problems.all(), problems.all()
+    page.context.close()
