@@ -67,8 +67,12 @@ export const api = {
   control: (id, action) => request('POST', `${runPath(id)}/${action}`),
   deleteRun: (id) => request('DELETE', runPath(id)),
   models: () => request('GET', '/api/models'),
-  predict: (image, model, explain = false) =>
-    request('POST', '/api/predict', { image, explain, ...(model ? { model } : {}) }),
+  /** `input`: {image: a PNG data URL} or {pixels: 28x28 numbers}. */
+  predict: (input, model, explain = false) =>
+    request('POST', '/api/predict', { ...input, explain, ...(model ? { model } : {}) }),
+  /** One image of a data set's test split with its true label: {dataset, index, label, pixels}. */
+  sample: (dataset, index) =>
+    request('GET', `/api/datasets/${encodeURIComponent(dataset)}/samples/${encodeURIComponent(index)}`),
   modelUrl: (id) => `${runPath(id)}/model`,
   /** An .npz file (a File or Blob) as POST /api/models takes it: the raw bytes, the name in the query. */
   uploadModel: (file, name) =>

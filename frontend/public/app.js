@@ -178,7 +178,7 @@ async function main() {
       scheduleHash();
     },
   });
-  pad = new DrawPad();
+  pad = new DrawPad({ testSize: datasets.find((d) => d.name === 'mnist')?.test_size || 10000 });
   showHealth(health);
 
   // measured for the tests and the README: navigation start -> the form can be used

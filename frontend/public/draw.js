@@ -13,7 +13,10 @@ const nearChance = (m) => typeof m?.test_accuracy === 'number' && m.test_accurac
 const STROKE = 20; // in canvas pixels (280 wide): about 2 MNIST pixels, like the training digits
 
 export class DrawPad {
-  constructor() {
+  /** `testSize`: images in the data set's test split, for "try a random test digit". */
+  constructor({ testSize = 10000 } = {}) {
+    this.testSize = testSize;
+    this.sample = null; // the MNIST test digit on the pad, until the user draws over it
     this.canvas = $('pad');
     this.ctx = this.canvas.getContext('2d');
     this.picker = $('model-picker');
@@ -28,6 +31,7 @@ export class DrawPad {
     this.buildBars();
     this.bindPointer();
     $('btn-clear').addEventListener('click', () => this.clear());
+    $('btn-sample').addEventListener('click', () => this.trySample());
     this.canvas.addEventListener('keydown', (e) => {
       if (e.key === 'Delete' || e.key === 'Backspace' || e.key === 'Escape') {
         e.preventDefault();
@@ -72,6 +76,10 @@ export class DrawPad {
       e.preventDefault();
       c.setPointerCapture(e.pointerId);
       this.drawing = e.pointerId;
+      if (this.sample) {
+        this.sample = null; // now it is a drawing: predicted from the canvas like any other
+        $('sample-note').textContent = '';
+      }
       const [x, y] = point(e);
       const ctx = this.ctx;
       ctx.lineCap = 'round';
@@ -114,6 +122,8 @@ export class DrawPad {
   clear() {
     this.ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
     this.hasInk = false;
+    this.sample = null;
+    $('sample-note').textContent = '';
     clearTimeout(this.timer);
     this.dirty = false;
     $('pred-text').textContent = 'Cleared. Draw a digit to see what the network thinks.';
@@ -128,6 +138,39 @@ export class DrawPad {
     this.last = null;
     renderTop3($('top3'), null);
     renderFeatureMaps($('feature-maps'), null);
+  }
+
+  /** A real MNIST test digit on the pad, with its true label, predicted from its own pixels. */
+  async trySample() {
+    const index = Math.floor(Math.random() * this.testSize);
+    let sample;
+    try {
+      sample = await api.sample('mnist', index);
+    } catch (error) {
+      $('sample-note').textContent = `No test digit: ${error.message}`;
+      return;
+    }
+    this.clear();
+    this.paint(sample.pixels);
+    this.sample = sample;
+    this.hasInk = true;
+    $('sample-note').textContent = `MNIST test digit #${sample.index}; its true label is ${sample.label}.`;
+    this.predictSoon(0);
+  }
+
+  /** Pixels (0-1, ink high) scaled up onto the pad, square pixels as the network sees them. */
+  paint(pixels) {
+    const side = pixels.length;
+    const small = document.createElement('canvas');
+    small.width = side;
+    small.height = side;
+    const sctx = small.getContext('2d');
+    const img = sctx.createImageData(side, side);
+    pixels.flat().forEach((v, i) => img.data.set([17, 24, 39, Math.round(Math.max(0, Math.min(1, v)) * 255)], i * 4));
+    sctx.putImageData(img, 0, 0);
+    this.ctx.imageSmoothingEnabled = false;
+    this.ctx.drawImage(small, 0, 0, this.canvas.width, this.canvas.height);
+    this.ctx.imageSmoothingEnabled = true;
   }
 
   predictSoon(delay = DEBOUNCE_MS) {
@@ -149,8 +192,14 @@ export class DrawPad {
     this.inFlight = true;
     this.dirty = false;
     try {
-      const result = await api.predict(this.canvas.toDataURL('image/png'), model, true);
+      const sample = this.sample;
+      const input = sample ? { pixels: sample.pixels } : { image: this.canvas.toDataURL('image/png') };
+      const result = await api.predict(input, model, true);
       if (this.hasInk) this.show(result);
+      if (sample && sample === this.sample) {
+        const right = result.digit === sample.label;
+        $('pred-text').textContent += right ? ` · right: the true label is ${sample.label}` : ` · wrong: the true label is ${sample.label}`;
+      }
     } catch (error) {
       $('pred-text').textContent = `No prediction: ${error.message}`;
       if (error.status === 404) this.refreshModels();

@@ -7,18 +7,21 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.conftest import LiveServer, make_data_dir, start_server, stop_server
-from tests.frontend.test_browser import (  # noqa: F401 - `browser` is a fixture
+from tests.frontend.test_browser import (
+    CHROMIUM,
     DESKTOP,
+    LAUNCH_ARGS,
     PHONE,
-    browser,
+    canvas_ink,
     load,
     new_page,
     record_dialogs,
@@ -32,6 +35,17 @@ pytestmark = pytest.mark.browser
 SMALL: dict[str, Any] = {"layers": [{"units": 16}], "batch_size": 100, "epochs": 2, "train_subset": 2000}
 # long enough to still be training when the test looks; the test stops it
 LONG: dict[str, Any] = {"layers": [{"units": 16}], "batch_size": 50, "epochs": 200, "train_subset": 2000}
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    """Debian's Chromium, as test_browser.py's `browser` fixture launches it."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium", pytrace=False)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
+        yield b
+        b.close()
 
 
 def post_run(server: LiveServer, config: dict[str, Any]) -> str:
@@ -63,7 +77,7 @@ def in_viewport(page: Page, selector: str) -> bool:
 
 
 def test_first_visit_shows_the_default_model_training_and_start_in_reach(
-    browser: Browser, tmp_path: Path, mnist_source: Path, artifacts_dir: Path
+    chromium: Browser, tmp_path: Path, mnist_source: Path, artifacts_dir: Path
 ) -> None:
     """Item 1: a server training its default model; a first visit (no link) opens that run, live, and the Start
     button is on screen without scrolling at 1280x800 and 390x844."""
@@ -76,7 +90,7 @@ def test_first_visit_shows_the_default_model_training_and_start_in_reach(
             assert time.monotonic() < deadline, "the default model did not start training"
             time.sleep(0.2)
         for viewport, name in ((DESKTOP, "first-visit-1280.png"), (PHONE, "first-visit-390.png")):
-            page, problems = new_page(browser, viewport)
+            page, problems = new_page(chromium, viewport)
             load(page, server.url)
             expect(page.locator("#run-title")).to_have_text("default model")
             expect(page.locator("#run-state")).to_have_text(re.compile(r"^(running|queued)$"))
@@ -90,10 +104,10 @@ def test_first_visit_shows_the_default_model_training_and_start_in_reach(
         stop_server(server)
 
 
-def test_idle_hint_fits_phone_and_desktop(browser: Browser, live_server: LiveServer) -> None:
+def test_idle_hint_fits_phone_and_desktop(chromium: Browser, live_server: LiveServer) -> None:
     """Item 2: the empty Train panel does not send a phone user "to the left" (the form is above there)."""
     for viewport in (DESKTOP, PHONE):
-        page, problems = new_page(browser, viewport)
+        page, problems = new_page(chromium, viewport)
         load(page, live_server.url)
         hint = page.locator("#run-hint")
         expect(hint).to_contain_text("Build form")
@@ -102,9 +116,9 @@ def test_idle_hint_fits_phone_and_desktop(browser: Browser, live_server: LiveSer
         page.context.close()
 
 
-def test_health_line_follows_runs_started_elsewhere(browser: Browser, live_server: LiveServer) -> None:
+def test_health_line_follows_runs_started_elsewhere(chromium: Browser, live_server: LiveServer) -> None:
     """Item 3: runs started after the page loaded show up in the health line, and it keeps up while they train."""
-    page, problems = new_page(browser, DESKTOP)
+    page, problems = new_page(chromium, DESKTOP)
     load(page, live_server.url)
     expect(page.locator("#health")).not_to_contain_text("training")
     ids = [post_run(live_server, {**LONG, "name": f"long-{i}"}) for i in range(3)]
@@ -123,10 +137,10 @@ def test_health_line_follows_runs_started_elsewhere(browser: Browser, live_serve
 # ---------------------------------------------------------------------------------------------- while and after
 
 
-def test_a_stopped_run_says_how_it_ended(browser: Browser, live_server: LiveServer) -> None:
+def test_a_stopped_run_says_how_it_ended(chromium: Browser, live_server: LiveServer) -> None:
     """Item 5: after Stop the progress line says the run was stopped, not the last batch and the time left."""
     post_run(live_server, {**LONG, "name": "to-stop"})
-    page, problems = new_page(browser, DESKTOP)
+    page, problems = new_page(chromium, DESKTOP)
     try:
         load(page, live_server.url)  # a first visit opens the run that is training
         expect(page.locator("#run-title")).to_have_text("to-stop")
@@ -145,12 +159,12 @@ def test_a_stopped_run_says_how_it_ended(browser: Browser, live_server: LiveServ
 
 
 def test_a_diverged_adam_run_gets_advice_that_fits_and_its_charts_explained(
-    browser: Browser, live_server: LiveServer, artifacts_dir: Path
+    chromium: Browser, live_server: LiveServer, artifacts_dir: Path
 ) -> None:
     """Item 6: preset quick at learning rate 10 with Adam diverges in its first epoch: the page does not tell an
     Adam run to try Adam, nor say weights were kept when no model was; the charts draw the per-batch losses it
     received, or say why there is nothing to draw, and after a reload say that only epochs are stored."""
-    page, problems = new_page(browser, DESKTOP)
+    page, problems = new_page(chromium, DESKTOP)
     load(page, live_server.url)
     page.select_option("#f-preset", "quick")
     page.select_option("#f-optimizer", "adam")
@@ -179,10 +193,10 @@ def test_a_diverged_adam_run_gets_advice_that_fits_and_its_charts_explained(
     page.context.close()
 
 
-def test_deleting_the_open_run_keeps_the_notice(browser: Browser, live_server: LiveServer) -> None:
+def test_deleting_the_open_run_keeps_the_notice(chromium: Browser, live_server: LiveServer) -> None:
     """Item 7: "That run was deleted." stays in the Train panel after deleting the open run."""
     train(live_server, {**SMALL, "name": "to-delete"})
-    page, problems = new_page(browser, DESKTOP)
+    page, problems = new_page(chromium, DESKTOP)
     load(page, live_server.url)
     item = page.locator("#run-list li", has_text="to-delete")
     item.locator("button[data-role=open]").click()
@@ -197,10 +211,10 @@ def test_deleting_the_open_run_keeps_the_notice(browser: Browser, live_server: L
     page.context.close()
 
 
-def test_filter_grid_says_how_many_units_it_shows(browser: Browser, live_server: LiveServer) -> None:
+def test_filter_grid_says_how_many_units_it_shows(chromium: Browser, live_server: LiveServer) -> None:
     """Item 8: 100 first-layer units, 64 drawn: the caption says "first 64 of 100 units"."""
     run_id = train(live_server, {**SMALL, "layers": [{"units": 100}], "epochs": 1, "name": "wide"})
-    page, problems = new_page(browser, DESKTOP)
+    page, problems = new_page(chromium, DESKTOP)
     load(page, f"{live_server.url}/#run={run_id}")
     expect(page.locator("#filters-note")).to_have_text("(first 64 of 100 units)")
     assert not problems.all(), problems.all()
@@ -210,14 +224,17 @@ def test_filter_grid_says_how_many_units_it_shows(browser: Browser, live_server:
 # ----------------------------------------------------------------------------------------------------------- runs
 
 
-def test_compare_is_labelled_zoomed_and_says_what_differs(browser: Browser, live_server: LiveServer) -> None:
+def test_compare_is_labelled_zoomed_and_says_what_differs(chromium: Browser, live_server: LiveServer) -> None:
     """Item 9: the compare box has a visible label; the compare chart's y axis fits the curves; the settings
     that differ between the compared runs are listed."""
     ids = [
         train(live_server, {**SMALL, "epochs": 3, "name": "cmp-a", "learning_rate": 0.002}),
-        train(live_server, {**SMALL, "epochs": 3, "name": "cmp-b", "learning_rate": 0.01, "optimizer": {"name": "momentum"}}),
+        train(
+            live_server,
+            {**SMALL, "epochs": 3, "name": "cmp-b", "learning_rate": 0.01, "optimizer": {"name": "momentum"}},
+        ),
     ]
-    page, problems = new_page(browser, DESKTOP)
+    page, problems = new_page(chromium, DESKTOP)
     load(page, live_server.url)
     for name in ("cmp-a", "cmp-b"):
         item = page.locator("#run-list li", has_text=name)
@@ -237,7 +254,9 @@ def test_compare_is_labelled_zoomed_and_says_what_differs(browser: Browser, live
     assert "momentum: 0.9" not in str(diff.text_content())
     assert "epochs" not in str(diff.text_content())
     wait_js(page, "window.__nnplay.runs.chart.chart?.plot.series.length === 3")
-    accs = [100 * h["test_accuracy"] for i in ids for h in httpx.get(f"{live_server.url}/api/runs/{i}").json()["history"]]
+    accs = [
+        100 * h["test_accuracy"] for i in ids for h in httpx.get(f"{live_server.url}/api/runs/{i}").json()["history"]
+    ]
     lo, hi = min(accs), max(accs)
     y = page.evaluate("(() => { const s = window.__nnplay.runs.chart.chart.plot.scales.y; return [s.min, s.max]; })()")
     room = 0.2 * (hi - lo) + 0.5
@@ -246,10 +265,12 @@ def test_compare_is_labelled_zoomed_and_says_what_differs(browser: Browser, live
     page.context.close()
 
 
-def test_edited_presets_get_their_own_names_and_enter_does_not_start(browser: Browser, live_server: LiveServer) -> None:
+def test_edited_presets_get_their_own_names_and_enter_does_not_start(
+    chromium: Browser, live_server: LiveServer
+) -> None:
     """Item 9: a run from an edited preset is named by what changed, a repeat is numbered; Enter in a number
     field does not start a run."""
-    page, problems = new_page(browser, DESKTOP)
+    page, problems = new_page(chromium, DESKTOP)
     load(page, live_server.url)
     page.select_option("#f-preset", "quick")
     page.fill("#f-learning_rate", "0.01")
@@ -275,18 +296,25 @@ def test_edited_presets_get_their_own_names_and_enter_does_not_start(browser: Br
 
 
 def test_near_chance_models_are_flagged_and_a_model_can_be_uploaded(
-    browser: Browser, live_server: LiveServer, tmp_path: Path
+    chromium: Browser, live_server: LiveServer, tmp_path: Path
 ) -> None:
     """Item 9: a model at about 10% is offered with a warning; an .npz file can be uploaded from the page."""
     poor = train(
         live_server,
-        {**SMALL, "epochs": 1, "name": "poor", "optimizer": {"name": "sgd"}, "learning_rate": 1e-6, "train_subset": 500},
+        {
+            **SMALL,
+            "epochs": 1,
+            "name": "poor",
+            "optimizer": {"name": "sgd"},
+            "learning_rate": 1e-6,
+            "train_subset": 500,
+        },
     )
     accuracy = httpx.get(f"{live_server.url}/api/runs/{poor}").json()["test_accuracy"]
     assert accuracy < 0.2, accuracy
     model = tmp_path / "mine.npz"
     model.write_bytes(httpx.get(f"{live_server.url}/api/runs/{poor}/model").content)
-    page, problems = new_page(browser, DESKTOP)
+    page, problems = new_page(chromium, DESKTOP)
     load(page, live_server.url)
     expect(page.locator("#model-picker option", has_text="poor")).to_contain_text("near chance")
     expect(page.locator("#model-note")).to_contain_text("about what guessing gets")
@@ -298,11 +326,39 @@ def test_near_chance_models_are_flagged_and_a_model_can_be_uploaded(
     page.context.close()
 
 
-def test_phone_run_list_grows_with_the_page(browser: Browser, live_server: LiveServer) -> None:
+def test_phone_run_list_grows_with_the_page(chromium: Browser, live_server: LiveServer) -> None:
     """Item 9: on a phone the run list does not scroll inside the scrolling page (it cut rows in two)."""
-    page, problems = new_page(browser, PHONE)
+    page, problems = new_page(chromium, PHONE)
     load(page, live_server.url)
-    style = page.evaluate("(() => { const s = getComputedStyle(document.getElementById('run-list')); return [s.maxHeight, s.overflowY]; })()")
+    style = page.evaluate(
+        "(() => { const s = getComputedStyle(document.getElementById('run-list'));"
+        " return [s.maxHeight, s.overflowY]; })()"
+    )
     assert style == ["none", "visible"], style
+    assert not problems.all(), problems.all()
+    page.context.close()
+
+
+# -------------------------------------------------------------------------------------------------------- drawing
+
+
+def test_keyboard_users_can_try_a_real_test_digit(chromium: Browser, live_server: LiveServer) -> None:
+    """Item 10: "Try a random test digit" (keyboard only) shows an MNIST test digit with its true label, and the
+    network's answer for it, right or wrong."""
+    train(live_server, {**SMALL, "name": "reader"})
+    page, problems = new_page(chromium, DESKTOP)
+    load(page, live_server.url)
+    expect(page.locator("#model-picker option")).to_have_count(1)
+    page.focus("#btn-sample")
+    page.keyboard.press("Enter")
+    note = page.locator("#sample-note")
+    expect(note).to_have_text(re.compile(r"^MNIST test digit #\d+; its true label is \d\.$"))
+    label = re.search(r"label is (\d)", str(note.text_content()))
+    assert label
+    expect(page.locator("#pred-text")).to_have_text(
+        re.compile(rf"^Prediction: \d \(\d+% confidence\) · (right|wrong): the true label is {label.group(1)}$")
+    )
+    assert canvas_ink(page, "#pad") > 500, "the test digit is not shown on the pad"
+    assert canvas_ink(page, "#pred-input") > 20
     assert not problems.all(), problems.all()
     page.context.close()
