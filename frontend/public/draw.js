@@ -5,6 +5,7 @@
 
 import { api } from './api.js';
 import { $, el, fmtPct } from './util.js';
+import { doubtText } from './doubt.js';
 import { describeOverlay, drawOverlay, renderFeatureMaps, renderTop3, selectedOverlay } from './explain.js';
 
 const DEBOUNCE_MS = 150;
@@ -127,6 +128,8 @@ export class DrawPad {
     clearTimeout(this.timer);
     this.dirty = false;
     $('pred-text').textContent = 'Cleared. Draw a digit to see what the network thinks.';
+    $('pred-doubt').textContent = '';
+    $('pred-doubt').classList.remove('far');
     $('pred-digit').textContent = '?';
     for (const b of this.bars) {
       b.fill.style.width = '0%';
@@ -214,6 +217,9 @@ export class DrawPad {
     const best = result.digit;
     $('pred-digit').textContent = String(best);
     $('pred-text').textContent = `Prediction: ${best} (${fmtPct(p[best], 0)} confidence)`;
+    const doubt = doubtText(result);
+    $('pred-doubt').textContent = doubt.text;
+    $('pred-doubt').classList.toggle('far', doubt.far);
     p.forEach((v, d) => {
       const bar = this.bars[d];
       bar.fill.style.width = `${Math.max(0, Math.min(1, v)) * 100}%`;

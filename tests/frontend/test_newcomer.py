@@ -362,3 +362,58 @@ def test_keyboard_users_can_try_a_real_test_digit(chromium: Browser, live_server
     assert canvas_ink(page, "#pred-input") > 20
     assert not problems.all(), problems.all()
     page.context.close()
+
+
+def stroke(page: Page, points: list[tuple[float, float]]) -> None:
+    """One pointer stroke through points given as fractions of the pad (a single point is a tap: a dot)."""
+    pad = page.locator("#pad")
+    pad.scroll_into_view_if_needed()
+    box = pad.bounding_box()
+    assert box is not None
+    at = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in points]
+    page.mouse.move(*at[0])
+    page.mouse.down()
+    for x, y in at[1:]:
+        page.mouse.move(x, y, steps=8)
+    page.mouse.up()
+
+
+def test_a_drawing_that_is_no_digit_is_called_so(
+    chromium: Browser, live_server: LiveServer, artifacts_dir: Path
+) -> None:
+    """Item 11: a dot, a horizontal line and a dense scribble are flagged as unlike any MNIST digit (ink share or
+    bounding box outside the range of all 70,000), with the entropy of the answer; a drawn 7 and a real test
+    digit are not flagged."""
+    from tests.frontend.test_browser import draw_seven
+
+    train(live_server, {**SMALL, "name": "reader"})
+    page, problems = new_page(chromium, DESKTOP)
+    load(page, live_server.url)
+    expect(page.locator("#model-picker option")).to_have_count(1)
+    doubt = page.locator("#pred-doubt")
+    unsure = re.compile(r"Uncertainty: \d\.\d\d of at most 3\.32 bits")
+    shapes = {
+        "dot": [(0.5, 0.5)],
+        "line": [(0.15, 0.5), (0.85, 0.5)],
+        "scribble": [(0.3 + 0.4 * (i % 2), 0.3 + 0.4 * i / 16) for i in range(17)],
+    }
+    for name, points in shapes.items():
+        page.click("#btn-clear")
+        stroke(page, points)
+        expect(doubt).to_contain_text("can only answer 0–9", timeout=10_000)
+        expect(doubt).to_contain_text(unsure)
+        expect(doubt).to_have_class(re.compile("far"))
+        if name == "line":
+            expect(doubt).to_contain_text("times as wide as tall")
+            shot(page, artifacts_dir, "not-a-digit-line-1280.png", full_page=False)
+    page.click("#btn-clear")
+    expect(doubt).to_be_empty()
+    draw_seven(page)
+    expect(doubt).to_contain_text(unsure)
+    expect(doubt).not_to_contain_text("can only answer")
+    page.click("#btn-sample")
+    expect(page.locator("#pred-text")).to_contain_text("true label")
+    expect(doubt).to_contain_text(unsure)
+    expect(doubt).not_to_contain_text("can only answer")
+    assert not problems.all(), problems.all()
+    page.context.close()
