@@ -417,3 +417,71 @@ def test_a_drawing_that_is_no_digit_is_called_so(
     expect(doubt).not_to_contain_text("can only answer")
     assert not problems.all(), problems.all()
     page.context.close()
+
+
+# -------------------------------------------------------------------------------------------------- accessibility
+
+
+def test_canvases_and_charts_can_be_read_without_a_mouse(
+    chromium: Browser, live_server: LiveServer, artifacts_dir: Path
+) -> None:
+    """Item 12: the drawing pad has a role and a name; the chart legends show the newest values without a hover;
+    every chart's numbers are in a table under it."""
+    run_id = train(live_server, {**SMALL, "name": "readable"})
+    page, problems = new_page(chromium, DESKTOP)
+    load(page, f"{live_server.url}/#run={run_id}")
+    expect(page.get_by_role("application", name=re.compile("^Drawing area"))).to_have_count(1)
+    wait_js(page, "window.__nnplay.watcher.charts.epochs.length === 2")
+    acc_values = page.locator("#chart-acc .u-legend .u-value")
+    expect(acc_values.nth(1)).to_have_text(re.compile(r"^\d+\.\d\d%$"))
+    expect(acc_values.nth(2)).to_have_text(re.compile(r"^\d+\.\d\d%$"))
+    expect(acc_values.nth(0)).to_have_text("2")
+    expect(page.locator("#chart-loss .u-legend .u-value").nth(2)).to_have_text(re.compile(r"^\d\.\d+$"))
+    loss_table = page.locator("#chart-loss + details.chart-numbers")
+    loss_table.locator("summary").click()
+    expect(loss_table.locator("tbody tr")).to_have_count(2)
+    expect(loss_table.locator("thead th")).to_have_text(["epoch", "train loss", "test loss"])
+    acc_rows = page.locator("#chart-acc + details.chart-numbers tbody tr")
+    expect(acc_rows).to_have_count(2)
+    expect(acc_rows.nth(1).locator("td").nth(1)).to_have_text(re.compile(r"^\d+\.\d\d%$"))
+    page.locator("#run-list li", has_text="readable").locator("input[data-role=compare]").check()
+    compare_rows = page.locator("#chart-compare + details.chart-numbers tbody tr")
+    expect(compare_rows).to_have_count(2)
+    expect(page.locator("#chart-compare + details.chart-numbers thead th").nth(1)).to_have_text("readable")
+    shot(page, artifacts_dir, "chart-tables-1280.png", full_page=False)
+    assert not problems.all(), problems.all()
+    page.context.close()
+
+
+def test_forced_colours_draw_canvas_text_in_system_colours(
+    chromium: Browser, live_server: LiveServer, artifacts_dir: Path
+) -> None:
+    """Item 12: in forced-colours mode (dark palette) the chart axes and the histogram labels are drawn in
+    CanvasText, not in fixed dark greys that vanish on the forced black."""
+    run_id = train(live_server, {**SMALL, "name": "contrast"})
+    context = chromium.new_context(viewport=DESKTOP, forced_colors="active", color_scheme="dark")
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    load(page, f"{live_server.url}/#run={run_id}")
+    wait_js(page, "window.__nnplay.watcher.charts.epochs.length === 2")
+    canvas_text = page.evaluate(
+        """(() => { const s = document.createElement('span'); document.body.append(s); s.style.color = 'CanvasText';
+             const c = getComputedStyle(s).color; s.remove(); return c; })()"""
+    )
+    rgb = [int(v) for v in re.findall(r"\d+", canvas_text)[:3]]
+    assert min(rgb) > 180, f"expected a light CanvasText in the dark forced palette, got {canvas_text}"
+    stroke = page.evaluate(
+        "(() => { const u = window.__nnplay.watcher.charts.acc.plot; return u.axes[1].stroke(u, 1); })()"
+    )
+    assert stroke == canvas_text, stroke
+    expect(page.locator("#histograms canvas.hist-canvas")).to_have_count(6)
+    light = page.evaluate(
+        """(() => { const c = document.querySelector('#histograms canvas.hist-canvas');
+             const h = c.height, d = c.getContext('2d').getImageData(0, h - 12, c.width, 12).data; let n = 0;
+             for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 200 && Math.min(d[i], d[i + 1], d[i + 2]) > 180) n++;
+             return n; })()"""
+    )
+    assert light > 10, f"histogram labels are not drawn in a light colour ({light} light pixels)"
+    page.locator("#histograms").scroll_into_view_if_needed()
+    shot(page, artifacts_dir, "forced-colours-1280.png", full_page=False)
+    context.close()
