@@ -301,7 +301,7 @@ export class DrawPad {
     if (!this.models.length) {
       note.textContent =
         state === 'training'
-          ? 'The default model is still training (about half a minute after the server starts); then you can draw.'
+          ? 'The default model is still training (minutes on a small server: its run is in the Train panel); then you can draw.'
           : 'No model is ready yet: train a run above, then draw.';
     } else if (state !== 'ready' && !usingDefault) {
       note.textContent =
