@@ -123,6 +123,15 @@ class DatasetOut(BaseModel):
     options: list[DatasetOptionOut]
 
 
+class DatasetSample(BaseModel):
+    """One image of a data set's test split, as POST /api/predict takes it in "pixels"."""
+
+    dataset: str
+    index: int  # in the test split
+    label: int  # the true class
+    pixels: list[list[float]]  # height x width, 0-1, ink high (MNIST: 28x28)
+
+
 class Latency(BaseModel):
     n: int
     p50: float | None  # milliseconds

@@ -3,11 +3,13 @@
 // reproduces an experiment.
 
 import { api } from './api.js';
+import { runName } from './configdiff.js';
 import { DrawPad } from './draw.js';
 import { BuildForm } from './form.js';
 import { buildRules, loadSetup } from './options.js';
 import { RunsList } from './runs.js';
-import { LAYER_PROPS, PROPS } from './state.js';
+import { ACTIVE } from './runstates.js';
+import { LAYER_PROPS, PROPS, State } from './state.js';
 import { $ } from './util.js';
 import { RunWatcher } from './watch.js';
 
@@ -16,7 +18,10 @@ let watcher = null;
 let runs = null;
 let pad = null;
 let hashTimer = 0;
+let nameMax = 80;
+let presetConfigs = []; // [{name, config}], each config normalised like the form's
 let healthTimer = 0;
+let healthAsked = 0; // only the newest health request schedules the next one
 
 function hashParams() {
   return new URLSearchParams(location.hash.replace(/^#/, ''));
@@ -54,9 +59,12 @@ async function start() {
   }
   form.setBusy(true);
   try {
-    const created = await api.createRun(config);
+    // an edited preset is not that preset: name the run by what differs, and number repeats
+    const name = runName(config, presetConfigs, runs.runs.map((r) => r.name)).slice(0, nameMax);
+    const created = await api.createRun({ ...config, name });
     watcher.open(created.id);
     runs.refresh();
+    pollHealth();
     // on a phone the panel is below the form: bring the live view into sight
     if (window.matchMedia('(max-width: 900px)').matches) $('train').scrollIntoView({ behavior: 'smooth' });
   } catch (error) {
@@ -92,17 +100,31 @@ function showHealth(h) {
 
 async function pollHealth() {
   clearTimeout(healthTimer);
+  const asked = ++healthAsked;
   let h = null;
   try {
     h = await api.health();
+    if (asked !== healthAsked) return;
     showHealth(h);
   } catch (error) {
+    if (asked !== healthAsked) return;
     $('health').textContent = `Server unreachable: ${error.message}`;
     $('health').classList.add('bad');
   }
-  // quick while something is changing (data fetch, default model), slow once all is settled
-  const settled = h && h.mnist === 'ready' && h.default_model !== 'training';
-  healthTimer = setTimeout(pollHealth, settled ? 30000 : 4000);
+  // every 2 s while anything changes (data fetch, default model, runs training or queued), so the counts stay
+  // current; every 10 s otherwise, which also notices runs started from elsewhere (another tab, the API)
+  const settled = h && h.mnist === 'ready' && h.default_model !== 'training' && !h.runs_training && !h.runs_queued;
+  healthTimer = setTimeout(pollHealth, settled ? 10000 : 2000);
+}
+
+/**
+ * What a first visit (no run in the link) opens, so the Train panel shows something alive: the run training the
+ * default model, else any run still training or queued, else the default model's finished curves.
+ */
+function firstRun(health, list) {
+  const has = (id) => id && list.some((r) => r.id === id);
+  if (has(health.default_model_run)) return health.default_model_run;
+  return (list.find((r) => ACTIVE.has(r.state)) || list.find((r) => r.kind === 'default' && r.epochs_done > 0))?.id;
 }
 
 async function main() {
@@ -117,6 +139,12 @@ async function main() {
 
   const { presets, datasets, health } = setup;
   const rules = buildRules(setup, { props: PROPS, layerProps: LAYER_PROPS });
+  const scratch = new State(rules);
+  presetConfigs = presets.map((p) => {
+    scratch.fromConfig(p.config);
+    return { name: p.name, config: scratch.toConfig() };
+  });
+  nameMax = rules.props.name?.maxLength ?? 80;
   form = new BuildForm({ rules, presets, onSubmit: start, onChange: scheduleHash });
   if (!configFromHash()) form.setConfig((presets.find((p) => p.name === 'quick') || presets[0]).config);
   form.enable(true);
@@ -129,6 +157,7 @@ async function main() {
     },
     onEnd: () => {
       runs.refresh();
+      pollHealth();
       pad.refreshModels();
     },
     onUseConfig: (config) => {
@@ -149,7 +178,7 @@ async function main() {
       scheduleHash();
     },
   });
-  pad = new DrawPad();
+  pad = new DrawPad({ testSize: datasets.find((d) => d.name === 'mnist')?.test_size || 10000 });
   showHealth(health);
 
   // measured for the tests and the README: navigation start -> the form can be used
@@ -187,7 +216,8 @@ async function main() {
 
   const openRun = hashParams().get('run');
   await runs.refresh();
-  if (openRun && runs.runs.some((r) => r.id === openRun)) watcher.open(openRun);
+  const first = openRun && runs.runs.some((r) => r.id === openRun) ? openRun : firstRun(health, runs.runs);
+  if (first) watcher.open(first);
   pollHealth();
 }
 

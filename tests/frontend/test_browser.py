@@ -225,7 +225,7 @@ def test_build_train_draw_reload(browser: Browser, live_server: LiveServer, arti
     progress_texts = page.evaluate("window.__seen['progress-text']")
     assert any(t.startswith("epoch 1/4") for t in progress_texts), progress_texts
     assert any(re.search(r"batch \d+/79", t) for t in progress_texts), "no progress message reached the page"
-    expect(page.locator("#progress-text")).to_have_text("epoch 4/4")
+    expect(page.locator("#progress-text")).to_have_text("finished · epoch 4/4")
     expect(page.locator("#run-summary")).to_contain_text("After epoch 4/4")
 
     # live charts: uPlot canvases, 4 epoch points and the per-batch loss points of the progress messages
