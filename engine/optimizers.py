@@ -1,6 +1,6 @@
 """Optimizers. The base class validates hyperparameters and owns ``step()``; each optimizer only says how one
 parameter moves given its gradient and its own state. L2 regularisation (weight decay) is added to the
-gradients of weight matrices here, so every optimizer gets it the same way."""
+gradients of weight matrices here, so every optimizer gets it the same way; so is L1 (l1 * sign(w))."""
 
 from __future__ import annotations
 
@@ -10,14 +10,18 @@ OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
 
 
 class Optimizer:
-    def __init__(self, params: list[tuple[np.ndarray, np.ndarray]], lr: float, l2: float = 0.0) -> None:
+    def __init__(
+        self, params: list[tuple[np.ndarray, np.ndarray]], lr: float, l2: float = 0.0, l1: float = 0.0
+    ) -> None:
         if not (np.isfinite(lr) and lr > 0):
             raise ValueError(f"learning rate must be a positive finite number, got {lr}")
-        if not (np.isfinite(l2) and l2 >= 0):
-            raise ValueError(f"l2 must be a non-negative finite number, got {l2}")
+        for name, value in (("l2", l2), ("l1", l1)):
+            if not (np.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a non-negative finite number, got {value}")
         self.params = params
         self.lr = lr
         self.l2 = l2
+        self.l1 = l1  # may be changed between steps (a live playground)
         self.t = 0  # steps taken
 
     def step(self) -> None:
@@ -25,6 +29,8 @@ class Optimizer:
         for i, (p, g) in enumerate(self.params):
             if self.l2 and p.ndim > 1:  # decay weights, not biases
                 g = g + self.l2 * p
+            if self.l1 and p.ndim > 1:  # the subgradient of l1 * |w|: sign(0) = 0
+                g = g + self.l1 * np.sign(p)
             self.update(i, p, g)
 
     def update(self, i: int, p: np.ndarray, g: np.ndarray) -> None:
@@ -41,8 +47,9 @@ class SGD(Optimizer):
         momentum: float = 0.0,
         nesterov: bool = False,
         l2: float = 0.0,
+        l1: float = 0.0,
     ) -> None:
-        super().__init__(params, lr, l2)
+        super().__init__(params, lr, l2, l1)
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1), got {momentum}")
         if nesterov and momentum == 0:
@@ -71,8 +78,9 @@ class Adam(Optimizer):
         beta2: float = 0.999,
         eps: float = 1e-8,
         l2: float = 0.0,
+        l1: float = 0.0,
     ) -> None:
-        super().__init__(params, lr, l2)
+        super().__init__(params, lr, l2, l1)
         for name, beta in (("beta1", beta1), ("beta2", beta2)):
             if not 0.0 <= beta < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {beta}")
@@ -113,13 +121,14 @@ def make_optimizer(
     beta2: float = 0.999,
     eps: float = 1e-8,
     l2: float = 0.0,
+    l1: float = 0.0,
 ) -> Optimizer:
     if name == "sgd":
-        return SGD(params, lr, l2=l2)
+        return SGD(params, lr, l2=l2, l1=l1)
     if name == "momentum":
-        return SGD(params, lr, momentum=momentum, l2=l2)
+        return SGD(params, lr, momentum=momentum, l2=l2, l1=l1)
     if name == "nesterov":
-        return SGD(params, lr, momentum=momentum, nesterov=True, l2=l2)
+        return SGD(params, lr, momentum=momentum, nesterov=True, l2=l2, l1=l1)
     if name == "adam":
-        return Adam(params, lr, beta1, beta2, eps, l2=l2)
+        return Adam(params, lr, beta1, beta2, eps, l2=l2, l1=l1)
     raise ValueError(f"unknown optimizer {name!r}; choose one of {list(OPTIMIZERS)}")

@@ -1,11 +1,13 @@
 """The training loop: epochs of shuffled mini-batches, reported through events rather than prints.
 
-A ``Trainer`` runs in whatever thread calls ``run()``; ``pause()``, ``resume()`` and ``stop()`` may be called
-from any other thread and take effect between batches.
+A ``Trainer`` runs in whatever thread calls ``run()``; ``pause()``, ``resume()``, ``stop()``, ``step(n)`` (train
+exactly n batches, then pause) and ``set_rates()`` (learning rate, L1, L2 from the next batch) may be called from
+any other thread and take effect between batches.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -33,12 +35,14 @@ class TrainConfig:
     step_size: int = 5  # epochs between decays for the "step" schedule
     gamma: float = 0.5  # decay factor for the "step" schedule
     l2: float = 0.0  # weight decay coefficient on weight matrices (not biases)
+    l1: float = 0.0  # L1 penalty coefficient on weight matrices (not biases)
     seed: int = 0  # one integer makes the whole run reproducible, bit for bit
     train_subset: int | None = None  # train on this many samples (a seeded random subset); None = all
     histogram_bins: int = 30  # bins of every weight/bias/gradient histogram; 0 turns histograms off
     progress_every: float = 0.33  # seconds between BatchProgress events
     misclassified_kept: int = 24  # test samples listed per epoch as misclassified
     divergence_factor: float = 1e3  # a batch loss this many times the first batch's (or non-finite) = diverged
+    tick_every: float = 0.0  # seconds between Tick events (live pictures); 0 = none
 
 
 # ---- events -------------------------------------------------------------------------------------
@@ -79,6 +83,15 @@ class EpochEnd:
 
 
 @dataclass(frozen=True)
+class Tick:
+    """Sent every ``tick_every`` seconds of training, before training starts, whenever the run pauses and at
+    its end: a moment to look at the model (from the training thread, so it is never mid-step)."""
+
+    step: int  # optimizer steps taken so far
+    epoch: int  # epochs finished
+
+
+@dataclass(frozen=True)
 class StateChange:
     state: str  # running, paused, finished, stopped, diverged
 
@@ -90,7 +103,7 @@ class RunEnd:
     epochs_done: int
 
 
-Event = BatchProgress | EpochEnd | StateChange | RunEnd
+Event = BatchProgress | EpochEnd | StateChange | RunEnd | Tick
 
 
 def layer_histograms(index: int, layer: Layer, bins: int) -> LayerHistograms:
@@ -124,6 +137,7 @@ class Trainer:
     epochs_done: int = 0
     _resume: threading.Event = field(default_factory=threading.Event, repr=False)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    _steps_left: int | None = field(default=None, repr=False)  # step mode: batches to train before pausing
 
     def __post_init__(self) -> None:
         self._resume.set()
@@ -146,6 +160,7 @@ class Trainer:
             beta1=c.beta1,
             beta2=c.beta2,
             l2=c.l2,
+            l1=c.l1,
         )
 
     # ---- control, from any thread --------------------------------------------------------------
@@ -159,6 +174,20 @@ class Trainer:
     def stop(self) -> None:
         self._stop.set()
         self._resume.set()  # a paused run must wake up to notice it was stopped
+
+    def step(self, batches: int = 1) -> None:
+        """Train exactly this many batches, then pause."""
+        self._steps_left = max(1, batches)
+        self._resume.set()
+
+    def set_rates(self, learning_rate: float | None = None, l1: float | None = None, l2: float | None = None) -> None:
+        """Applied from the next batch (the schedule then scales the new base learning rate)."""
+        changes = {k: v for k, v in (("learning_rate", learning_rate), ("l1", l1), ("l2", l2)) if v is not None}
+        self.config = dataclasses.replace(self.config, **changes)
+        if l1 is not None:
+            self.optimizer.l1 = l1
+        if l2 is not None:
+            self.optimizer.l2 = l2
 
     # ---- the loop ------------------------------------------------------------------------------
 
@@ -178,6 +207,10 @@ class Trainer:
         end: RunEnd | None = None
         first_loss: float | None = None
         last_report = time.perf_counter()  # not reset per epoch: short epochs still report progress
+        ticking = c.tick_every > 0
+        last_tick = last_report
+        if ticking:
+            self.on_event(Tick(self.optimizer.t, self.epochs_done))
         for epoch in range(1, c.epochs + 1):
             started = time.perf_counter()
             snapshot = [p.copy() for p, _ in model.parameters()]  # the last weights known to be finite
@@ -186,6 +219,8 @@ class Trainer:
             window_loss, window_batches = 0.0, 0
             for b in range(batches):
                 if not self._resume.is_set():
+                    if ticking:
+                        self.on_event(Tick(self.optimizer.t, self.epochs_done))
                     self._set_state("paused")
                     paused_at = time.perf_counter()
                     self._resume.wait()
@@ -222,6 +257,14 @@ class Trainer:
                 window_loss += loss
                 window_batches += 1
                 now = time.perf_counter()
+                if self._steps_left is not None:
+                    self._steps_left -= 1
+                    if self._steps_left <= 0:
+                        self._steps_left = None
+                        self._resume.clear()  # the next batch waits
+                if ticking and now - last_tick >= c.tick_every:
+                    self.on_event(Tick(self.optimizer.t, self.epochs_done))
+                    last_tick = time.perf_counter()  # the tick's own work is not counted as training
                 if now - last_report >= c.progress_every:
                     self.on_event(BatchProgress(epoch, b + 1, batches, window_loss / window_batches, self.optimizer.lr))
                     window_loss, window_batches, last_report = 0.0, 0, now
@@ -235,6 +278,8 @@ class Trainer:
             self.epochs_done = epoch
         if end is None:
             end = RunEnd("finished", f"trained {self.epochs_done} epochs", self.epochs_done)
+        if ticking:
+            self.on_event(Tick(self.optimizer.t, self.epochs_done))
         self._set_state(end.state)
         self.on_event(end)
         return end
@@ -243,19 +288,20 @@ class Trainer:
         c, d, model = self.config, self.data, self.model
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # the caller checks finiteness
             test_loss, predicted = model.evaluate(d.x_test, d.y_test)
-        wrong = np.flatnonzero(predicted != d.y_test)[: c.misclassified_kept]
+        regression = d.y_test.dtype.kind == "f"  # float targets: no classes, no confusion matrix
+        wrong = np.flatnonzero(predicted != d.y_test)[: c.misclassified_kept] if not regression else np.zeros(0, int)
         bins = c.histogram_bins
         hists = [layer_histograms(i, layer, bins) for i, layer in model.owners.items()] if bins > 0 else []
         return EpochEnd(
             epoch=epoch,
             epochs=c.epochs,
             train_loss=train_loss,
-            train_accuracy=train_acc,
+            train_accuracy=train_acc if not regression else 0.0,
             test_loss=test_loss,
-            test_accuracy=accuracy(predicted, d.y_test),
+            test_accuracy=accuracy(predicted, d.y_test) if not regression else 0.0,
             seconds=time.perf_counter() - started,
             learning_rate=self._lr(epoch),
             histograms=hists,
-            confusion=confusion_matrix(predicted, d.y_test, model.spec.output.units).tolist(),
+            confusion=[] if regression else confusion_matrix(predicted, d.y_test, model.spec.output.units).tolist(),
             misclassified=[(int(i), int(d.y_test[i]), int(predicted[i])) for i in wrong],
         )
