@@ -89,6 +89,7 @@ class Tick:
 
     step: int  # optimizer steps taken so far
     epoch: int  # epochs finished
+    reason: str = "interval"  # "start", "interval", "pause" or "end"
 
 
 @dataclass(frozen=True)
@@ -182,8 +183,13 @@ class Trainer:
 
     def set_rates(self, learning_rate: float | None = None, l1: float | None = None, l2: float | None = None) -> None:
         """Applied from the next batch (the schedule then scales the new base learning rate)."""
-        changes = {k: v for k, v in (("learning_rate", learning_rate), ("l1", l1), ("l2", l2)) if v is not None}
-        self.config = dataclasses.replace(self.config, **changes)
+        c = self.config
+        self.config = dataclasses.replace(
+            c,
+            learning_rate=c.learning_rate if learning_rate is None else learning_rate,
+            l1=c.l1 if l1 is None else l1,
+            l2=c.l2 if l2 is None else l2,
+        )
         if l1 is not None:
             self.optimizer.l1 = l1
         if l2 is not None:
@@ -210,7 +216,7 @@ class Trainer:
         ticking = c.tick_every > 0
         last_tick = last_report
         if ticking:
-            self.on_event(Tick(self.optimizer.t, self.epochs_done))
+            self.on_event(Tick(self.optimizer.t, self.epochs_done, "start"))
         for epoch in range(1, c.epochs + 1):
             started = time.perf_counter()
             snapshot = [p.copy() for p, _ in model.parameters()]  # the last weights known to be finite
@@ -220,7 +226,7 @@ class Trainer:
             for b in range(batches):
                 if not self._resume.is_set():
                     if ticking:
-                        self.on_event(Tick(self.optimizer.t, self.epochs_done))
+                        self.on_event(Tick(self.optimizer.t, self.epochs_done, "pause"))
                     self._set_state("paused")
                     paused_at = time.perf_counter()
                     self._resume.wait()
@@ -263,7 +269,7 @@ class Trainer:
                         self._steps_left = None
                         self._resume.clear()  # the next batch waits
                 if ticking and now - last_tick >= c.tick_every:
-                    self.on_event(Tick(self.optimizer.t, self.epochs_done))
+                    self.on_event(Tick(self.optimizer.t, self.epochs_done, "interval"))
                     last_tick = time.perf_counter()  # the tick's own work is not counted as training
                 if now - last_report >= c.progress_every:
                     self.on_event(BatchProgress(epoch, b + 1, batches, window_loss / window_batches, self.optimizer.lr))
@@ -279,7 +285,7 @@ class Trainer:
         if end is None:
             end = RunEnd("finished", f"trained {self.epochs_done} epochs", self.epochs_done)
         if ticking:
-            self.on_event(Tick(self.optimizer.t, self.epochs_done))
+            self.on_event(Tick(self.optimizer.t, self.epochs_done, "end"))
         self._set_state(end.state)
         self.on_event(end)
         return end

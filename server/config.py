@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
-from engine.datasets import REGISTRY, DatasetInfo
+from engine.datasets import REGISTRY, DatasetInfo, toy
 from engine.spec import (
     BatchNormSpec,
     Conv2DSpec,
@@ -105,6 +105,10 @@ class Architecture(StrictModel):
     output_activation: OutputActivation = "softmax"
     loss: Loss = "cross_entropy"
     init: Literal["he", "xavier", "naive"] = "he"
+    data: Annotated[
+        dict[str, Any] | None,
+        Field(description="the data set's options (GET /api/datasets lists them and their bounds); MNIST takes none"),
+    ] = None
 
     @field_validator("dataset")
     @classmethod
@@ -115,6 +119,9 @@ class Architecture(StrictModel):
 
     @model_validator(mode="after")
     def _network_fits(self) -> Architecture:
+        check_data_options(self.dataset_info, self.data)
+        if self.dataset_info.task == "regression" and (self.output_activation != "linear" or self.loss != "mse"):
+            raise ValueError(f"{self.dataset} is a regression: it needs a linear output and the mse loss")
         if self.loss == "cross_entropy" and self.output_activation == "linear":
             raise ValueError("cross_entropy needs a softmax or sigmoid output activation")
         try:
@@ -129,8 +136,9 @@ class Architecture(StrictModel):
 
     def model_spec(self) -> ModelSpec:
         info = self.dataset_info
+        shape = info.input_shape if info.input_shape_for is None else info.input_shape_for(self.data or {})
         return ModelSpec(
-            input_shape=info.input_shape,
+            input_shape=shape,
             layers=tuple(_layer_spec(layer) for layer in self.layers),
             output=OutputSpec(info.classes, self.output_activation),
             loss=self.loss,
@@ -165,6 +173,8 @@ class RunConfig(Architecture):
     batch_size: Annotated[int, Field(ge=1, le=1_000_000)] = 128
     epochs: Annotated[int, Field(ge=1, le=100_000)] = 10
     l2: Annotated[float, Field(ge=0.0, le=10.0, description="weight decay")] = 0.0
+    l1: Annotated[float, Field(ge=0.0, le=10.0, description="L1 penalty on weights")] = 0.0
+    start_paused: Annotated[bool, Field(description="wait paused before the first batch (to step through it)")] = False
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
     train_subset: Annotated[int | None, Field(ge=1, description="samples; null = all")] = None
 
@@ -173,6 +183,8 @@ class RunConfig(Architecture):
         if self.optimizer.name == "nesterov" and self.optimizer.momentum == 0:
             raise ValueError("nesterov needs a momentum above 0")
         size = self.dataset_info.train_size
+        if self.dataset_info.name in toy.GENERATORS:
+            _, size, _ = toy.split_sizes(self.data)
         if size is not None and self.train_subset is not None and self.train_subset > size:
             raise ValueError(f"train_subset is larger than the {size} training samples of {self.dataset}")
         if self.batch_size > (self.train_subset or size or self.batch_size):
@@ -192,9 +204,41 @@ class RunConfig(Architecture):
             step_size=self.schedule.step_size,
             gamma=self.schedule.gamma,
             l2=self.l2,
+            l1=self.l1,
             seed=self.seed,
             train_subset=self.train_subset,
+            **(TOY_TRAINING if self.dataset in toy.GENERATORS else {}),
         )
+
+
+# Generated 2-D sets: pictures every 40 ms (server/frames.py), no histograms (nothing draws them in 2-D mode and
+# they would cost more than a toy epoch's training)
+TOY_TRAINING: dict[str, Any] = {"tick_every": 0.04, "histogram_bins": 0}
+
+
+def check_data_options(info: DatasetInfo, data: dict[str, Any] | None) -> None:
+    """A run's ``data`` against its data set's declared options: names, types and bounds."""
+    declared = {o.name: o for o in info.options}
+    unknown = sorted(set(data or {}) - set(declared))
+    if unknown:
+        allowed = f"one of {sorted(declared)}" if declared else "none"
+        raise ValueError(f"data: unknown option(s) {unknown} for {info.name}; it takes {allowed}")
+    for name, value in (data or {}).items():
+        option = declared[name]
+        if option.choices:
+            if not isinstance(value, list) or not value or not all(v in option.choices for v in value):
+                raise ValueError(f"data.{name} must be a non-empty list of {list(option.choices)}")
+            if len(set(value)) != len(value):
+                raise ValueError(f"data.{name} names a choice twice")
+            continue
+        is_int = isinstance(option.default, int)
+        ok_type = isinstance(value, int) if is_int else isinstance(value, int | float)
+        if isinstance(value, bool) or not ok_type:
+            raise ValueError(f"data.{name} must be {'an integer' if is_int else 'a number'}")
+        if (option.minimum is not None and value < option.minimum) or (
+            option.maximum is not None and value > option.maximum
+        ):
+            raise ValueError(f"data.{name} must be between {option.minimum:g} and {option.maximum:g}")
 
 
 class LimitError(ValueError):
@@ -225,8 +269,9 @@ def check_spec_limits(spec: ModelSpec, settings: Settings) -> None:
 def check_limits(config: RunConfig, settings: Settings) -> None:
     """Called before any array is allocated."""
     check_spec_limits(config.model_spec(), settings)
+    epochs_limit = "max_toy_epochs" if config.dataset in toy.GENERATORS else "max_epochs"
     for limit, value, maximum, what in (
-        ("max_epochs", config.epochs, settings.max_epochs, "epochs"),
+        (epochs_limit, config.epochs, getattr(settings, epochs_limit), "epochs"),
         ("max_batch_size", config.batch_size, settings.max_batch_size, "batch size"),
     ):
         if value > maximum:

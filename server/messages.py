@@ -102,6 +102,24 @@ class EpochMessage(Message):
     sample: MisclassifiedItem | None = None
 
 
+class FrameMessage(Message):
+    """A live picture of a 2-D run (server/frames.py), about 25 a second while someone watches. Like progress it
+    merges: a slow client gets the newest frame, never a queue of old ones."""
+
+    type: Literal["frame"] = "frame"
+    step: int  # optimizer steps taken
+    epoch: int  # epochs finished
+    train_loss: float | None  # over the whole training set, now
+    test_loss: float | None
+    grid: int  # the raster's side: grid x grid over [-6, 6]^2, row 0 at x2 = +6, column 0 at x1 = -6
+    output: str  # base64 of grid*grid uint8: 0 = class 0 (or the low end, -1), 255 = class 1 (or +1)
+    neurons: list[list[str]]  # per hidden layer, per neuron: the same raster, 128 = 0, 0/255 = -/+ its scale
+    weights: list[list[list[float]]]  # per dense layer (the output layer last): W as rows of inputs
+    learning_rate: float  # the base learning rate in force (it changes live)
+    l1: float
+    l2: float
+
+
 class StateMessage(Message):
     type: Literal["state"] = "state"
     run_id: str
@@ -131,11 +149,16 @@ class AckMessage(Message):
 class ControlMessage(BaseModel):
     """What a client may send over the WebSocket."""
 
-    model_config = ConfigDict(extra="forbid")
-    action: Literal["pause", "resume", "stop"]
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    action: Literal["pause", "resume", "stop", "step", "set"]
+    steps: Annotated[int, Field(ge=1, le=100_000, description="step: batches to train, then pause")] = 1
+    # set: from the next batch (any left out stays)
+    learning_rate: Annotated[float | None, Field(gt=0.0, le=1000.0)] = None
+    l1: Annotated[float | None, Field(ge=0.0, le=10.0)] = None
+    l2: Annotated[float | None, Field(ge=0.0, le=10.0)] = None
 
 
 ServerMessage = Annotated[
-    ProgressMessage | EpochMessage | StateMessage | EndMessage | ErrorMessage | AckMessage,
+    ProgressMessage | EpochMessage | FrameMessage | StateMessage | EndMessage | ErrorMessage | AckMessage,
     Field(discriminator="type"),
 ]

@@ -14,8 +14,9 @@ import numpy as np
 
 from engine.layers import Dense
 from engine.model import Model
-from engine.trainer import BatchProgress, Dataset, EpochEnd, Event, StateChange
+from engine.trainer import BatchProgress, Dataset, EpochEnd, Event, StateChange, Tick, Trainer
 from server.fanout import LocalFanout
+from server.frames import FrameMaker
 from server.messages import (
     ConvView,
     EpochMessage,
@@ -50,6 +51,11 @@ class RunRecorder:
     extras_sent_at: float = 0.0
     model: Model | None = None
     on_state: Callable[[str], None] = lambda state: None  # running <-> paused, for the run's live state
+    # 2-D runs: live pictures on the trainer's ticks, and epochs stored (and sent) at most every epoch_every s
+    frames: FrameMaker | None = None
+    trainer: Trainer | None = None
+    epoch_every: float = 0.0  # 0: every epoch
+    epoch_stored_at: float = -1e9
 
     def publish_state(self, state: str) -> None:
         self.fanout.publish(self.run_id, "state", StateMessage(run_id=self.run_id, state=state).encode())
@@ -72,6 +78,8 @@ class RunRecorder:
             self.fanout.publish(self.run_id, "progress", message.encode())
         elif isinstance(event, EpochEnd):
             self._on_epoch(event)
+        elif isinstance(event, Tick):
+            self._on_tick(event)
         elif isinstance(event, StateChange) and event.state in ("running", "paused"):
             self.on_state(event.state)
             try:
@@ -80,8 +88,27 @@ class RunRecorder:
                 log.warning("could not store the state of %s: %s", self.run_id, exc)
             self.publish_state(event.state)
 
+    def _on_tick(self, event: Tick) -> None:
+        # between ticks nobody watching costs nothing; start, pause and end are drawn anyway (a watcher that
+        # connects later gets the latest picture first)
+        if self.frames is None or self.trainer is None:
+            return
+        if event.reason == "interval" and not self.fanout.watched(self.run_id):
+            return
+        frame = self.frames.frame(self.trainer, event.step, event.epoch)
+        self.fanout.publish(self.run_id, "frame", frame.encode())
+
     def _on_epoch(self, event: EpochEnd) -> None:
         assert self.model is not None
+        if self.epoch_every > 0 and event.epoch != event.epochs:
+            # A 2-D epoch takes milliseconds: a row (and a never-dropped message) per epoch would be thousands
+            # of transactions a second and a history too long to send. The frames carry the live curves.
+            now = time.monotonic()
+            if now - self.epoch_stored_at < self.epoch_every:
+                self.train_seconds += event.seconds
+                self.test_accuracy = event.test_accuracy
+                return
+            self.epoch_stored_at = now
         message = epoch_message(self.run_id, event)
         assert self.data is not None
         extras = extras_of(self.model, event, self.data)

@@ -24,13 +24,16 @@ from server.config import RunConfig, check_limits
 from server.data import DataProvider
 from server.executor import ThreadExecutor
 from server.fanout import LocalFanout
-from server.messages import EndMessage, StateMessage
+from server.frames import FrameMaker
+from server.messages import ControlMessage, EndMessage, StateMessage
 from server.recorder import RunRecorder
 from server.registry import ModelRegistry
 from server.settings import Settings
 from server.store import Store
 
 log = logging.getLogger("nnplay.runs")
+
+TOY_EPOCH_EVERY = 0.25  # seconds between stored epoch rows of a 2-D run (the last epoch is always stored)
 
 
 class QueueFull(Exception):
@@ -142,6 +145,20 @@ class RunManager:
             return run.state
         raise Conflict(f"unknown action {action!r}")
 
+    def adjust(self, run_id: str, control: ControlMessage) -> str:
+        """The playground's live controls: step (n batches, then pause) and set (rates from the next batch)."""
+        run = self.active.get(run_id)
+        if run is None:
+            raise Conflict(f"run {run_id} is not active")
+        if run.trainer is None:
+            raise Conflict(f"run {run_id} has not started yet; try again in a moment")
+        if control.action == "step":
+            run.pause_requested = False
+            run.trainer.step(control.steps)
+            return "stepping"
+        run.trainer.set_rates(control.learning_rate, control.l1, control.l2)
+        return run.state
+
     async def delete(self, run_id: str) -> None:
         if run_id in self.active:
             self.control(run_id, "stop")
@@ -185,14 +202,17 @@ class RunManager:
         recorder.on_state = lambda state: setattr(run, "state", state)
         recorder.publish_state("running")
         try:
-            recorder.data = self.data.get(run.config.dataset)
+            recorder.data = self.data.get(run.config.dataset, run.config.data)
             model = Model.build(run.config.model_spec(), seed=run.config.seed)
             trainer = Trainer(model, run.config.train_config(), recorder.data, on_event=recorder.on_event)
         except (DatasetError, ValueError, MemoryError) as exc:
             return "failed", str(exc), None
         recorder.model = model
+        if trainer.config.tick_every > 0:  # a generated 2-D set: live pictures (server/frames.py)
+            recorder.frames = FrameMaker.for_run(model, recorder.data, run.config.dataset, run.config.data)
+            recorder.trainer, recorder.epoch_every = trainer, TOY_EPOCH_EVERY
         run.trainer = trainer
-        if run.pause_requested:
+        if run.pause_requested or run.config.start_paused:
             trainer.pause()
         if run.stop_requested:
             trainer.stop()

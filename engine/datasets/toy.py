@@ -179,6 +179,13 @@ def options_of(raw: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
+def split_sizes(options: dict[str, Any] | None) -> tuple[int, int, int]:
+    """(points, train, test) for these options."""
+    o = options_of(options)
+    n_test = min(max(1, round(o["points"] * o["test_fraction"])), o["points"] - 1)
+    return o["points"], o["points"] - n_test, n_test
+
+
 def generate(name: str, options: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray, int]:
     """(points (n, 2) float64, labels or targets (n,), test count), shuffled by the seed."""
     o = options_of(options)
@@ -186,7 +193,7 @@ def generate(name: str, options: dict[str, Any] | None = None) -> tuple[np.ndarr
     points, labels = GENERATORS[name](rng, o["points"], o["noise"])
     points = np.clip(points, -EXTENT, EXTENT)  # wide gaussians and noisy moons stay on the square (labels kept)
     order = rng.permutation(points.shape[0])
-    n_test = min(max(1, round(o["points"] * o["test_fraction"])), o["points"] - 1)
+    _, _, n_test = split_sizes(o)
     return points[order], labels[order], n_test
 
 

@@ -19,7 +19,7 @@ from server.schemas import SnapshotMessage
 
 router = APIRouter()
 
-ACTIONS = ("pause", "resume", "stop")
+ACTIONS = ("pause", "resume", "stop", "step", "set")
 
 
 @router.websocket("/ws/runs/{run_id}")
@@ -35,6 +35,9 @@ async def run_socket(websocket: WebSocket, run_id: str) -> None:
     active = ctx.runs.get_active(run_id) is not None
     sub = ctx.runs.fanout.subscribe(run_id) if active else None  # before the snapshot: nothing falls between
     await websocket.send_text(SnapshotMessage(run=run_detail(ctx, run_id)).model_dump_json())
+    latest = ctx.runs.fanout.latest_frame.get(run_id) if active else None
+    if latest is not None:  # a 2-D run's newest picture, so a paused run is drawn at once
+        await websocket.send_text(latest)
     if sub is None:  # the run is over: the snapshot is the whole story
         end = EndMessage(
             run_id=run_id,
@@ -106,6 +109,8 @@ def _handle_control(ctx: AppContext, run_id: str, text: str) -> AckMessage | Err
     except ValidationError:  # malformed, nested too deep, or not one of the actions
         return ErrorMessage(detail=f'unknown message: send {{"action": one of {list(ACTIONS)}}}')
     try:
+        if control.action in ("step", "set"):
+            return AckMessage(action=control.action, state=ctx.runs.adjust(run_id, control))
         state = ctx.runs.control(run_id, control.action)
     except (NotFound, Conflict) as exc:
         return ErrorMessage(detail=str(exc))
