@@ -72,9 +72,10 @@ class LocalFanout:
         self.subscribers: dict[str, set[Subscriber]] = {}
         self.latest_frame: dict[str, str] = {}  # per active run: what a new watcher sees first
 
-    def watched(self, run_id: str) -> bool:
-        """From any thread: whether anyone watches (live pictures are only drawn for someone)."""
-        return bool(self.subscribers.get(run_id))
+    def wants_frame(self, run_id: str) -> bool:
+        """From any thread: whether a watcher has sent its last frame on (live pictures are drawn only for
+        someone, and never faster than the quickest watcher takes them)."""
+        return any(sub.frame is None for sub in list(self.subscribers.get(run_id, ())))
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop

@@ -93,7 +93,7 @@ class RunRecorder:
         # connects later gets the latest picture first)
         if self.frames is None or self.trainer is None:
             return
-        if event.reason == "interval" and not self.fanout.watched(self.run_id):
+        if event.reason == "interval" and not self.fanout.wants_frame(self.run_id):
             return
         frame = self.frames.frame(self.trainer, event.step, event.epoch)
         self.fanout.publish(self.run_id, "frame", frame.encode())

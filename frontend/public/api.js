@@ -63,6 +63,7 @@ export const api = {
   createRun: (config) => request('POST', '/api/runs', config),
   control: (id, action) => request('POST', `${runPath(id)}/${action}`),
   deleteRun: (id) => request('DELETE', runPath(id)),
+  playgroundPoints: (body) => request('POST', '/api/playground/points', body),
   models: () => request('GET', '/api/models'),
   predict: (image, model) => request('POST', '/api/predict', model ? { image, model } : { image }),
   modelUrl: (id) => `${runPath(id)}/model`,
