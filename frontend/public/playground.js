@@ -145,6 +145,10 @@ export class Playground {
       if (layers.length) this.change('layers', layers.slice(0, -1));
     });
     window.addEventListener('resize', () => this.layoutLinks());
+    // a paused run holds one of the server's training slots: leaving the page gives it back
+    window.addEventListener('pagehide', () => {
+      if (this.runId) fetch(`/api/runs/${encodeURIComponent(this.runId)}`, { method: 'DELETE', keepalive: true });
+    });
   }
 
   datasetsFor(problem) {
