@@ -98,6 +98,9 @@ def test_step_reset_live_rate_and_the_phone(browser: Browser, server: LiveServer
     page.click("#p-add-layer")
     wait_js(page, "window.__nnplay.playground.frame && window.__nnplay.playground.frame.neurons.length === 3")
     wait_js(page, "location.hash.includes('layers=8,8,8&')")
+    # hover a link: its weight is shown
+    page.locator("#p-links path").nth(40).hover(force=True)
+    wait_js(page, "document.getElementById('p-hover').textContent.startsWith('Weight')")
     # keyboard: tab to a neuron, its picture shows large
     page.focus("#p-columns .node.neuron")
     assert page.locator("#p-zoom").is_visible()
