@@ -23,6 +23,7 @@ from server.config import RunConfig, check_limits
 from server.data import DataProvider
 from server.executor import ThreadExecutor
 from server.fanout import LocalFanout
+from server.frames import FrameMaker
 from server.journal import Journal
 from server.messages import EndMessage, StateMessage
 from server.recorder import RunRecorder
@@ -34,6 +35,8 @@ from server.store import Store
 __all__ = ["ActiveRun", "Conflict", "NotFound", "QueueFull", "RunManager", "new_id"]  # defined in server/steer.py
 
 log = logging.getLogger("nnplay.runs")
+
+TOY_EPOCH_EVERY = 0.25  # seconds between stored epoch rows of a 2-D run (the last epoch is always stored)
 
 
 class RunManager(Steering):
@@ -162,7 +165,7 @@ class RunManager(Steering):
         recorder.journal, recorder.checkpoint_budget = self.journal, self.settings.checkpoint_budget
         recorder.publish_state("running")
         try:
-            recorder.data = self.data.get(run.config.dataset)
+            recorder.data = self.data.get(run.config.dataset, run.config.data)
             model = Model.build(run.config.model_spec(), seed=run.config.seed)
             trainer = Trainer(model, run.config.train_config(), recorder.data, on_event=recorder.on_event)
             if run.config.start is not None:  # a fork: continue from the other run's checkpoint
@@ -178,8 +181,11 @@ class RunManager(Steering):
             return "failed", str(exc), None
         recorder.checkpoint = lambda epoch: trainer.checkpoint(epoch).to_bytes()
         recorder.model = model
+        if trainer.config.tick_every > 0:  # a generated 2-D set: live pictures (server/frames.py)
+            recorder.frames = FrameMaker.for_run(model, recorder.data, run.config.dataset, run.config.data)
+            recorder.trainer, recorder.epoch_every = trainer, TOY_EPOCH_EVERY
         run.trainer = trainer
-        if run.pause_requested:
+        if run.pause_requested or run.config.start_paused:
             trainer.pause()
         if run.stop_requested:
             trainer.stop()

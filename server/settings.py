@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     checkpoint_budget: Annotated[int, Field(ge=0)] = 64 * 1024 * 1024  # bytes of per-epoch checkpoints kept per run
     max_macs: Annotated[int, Field(ge=1)] = 20_000_000  # multiply-adds per sample through the whole network
     max_epochs: Annotated[int, Field(ge=1)] = 200
+    max_toy_epochs: Annotated[int, Field(ge=1)] = 100_000  # generated 2-D sets: an epoch takes milliseconds
     max_batch_size: Annotated[int, Field(ge=1)] = 4096
     max_body_bytes: Annotated[int, Field(ge=1024)] = 2 * 1024 * 1024  # any JSON request body
     max_model_bytes: Annotated[int, Field(ge=1024)] = 40 * 1024 * 1024  # an uploaded .npz model

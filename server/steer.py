@@ -77,7 +77,7 @@ class Steering:
     def step(self, run_id: str, batches: int) -> str:
         run = self.active.get(run_id)
         trainer = self._trainer_of(run_id, "step")
-        if run is None or run.state != "paused":
+        if run is None or not (run.state == "paused" or run.pause_requested):
             raise Conflict(f"run {run_id} is {run.state if run else 'over'}: pause it first, then step")
         trainer.step(batches)
         return "stepping"

@@ -66,6 +66,7 @@ export const api = {
   createRun: (config) => request('POST', '/api/runs', config),
   control: (id, action) => request('POST', `${runPath(id)}/${action}`),
   deleteRun: (id) => request('DELETE', runPath(id)),
+  playgroundPoints: (body) => request('POST', '/api/playground/points', body),
   models: () => request('GET', '/api/models'),
   /** `input`: {image: a PNG data URL} or {pixels: 28x28 numbers}. */
   predict: (input, model, explain = false) =>

@@ -7,6 +7,7 @@ import { runName } from './configdiff.js';
 import { DrawPad } from './draw.js';
 import { BuildForm } from './form.js';
 import { buildRules, loadSetup } from './options.js';
+import { Playground } from './playground.js';
 import { RunsList } from './runs.js';
 import { ACTIVE } from './runstates.js';
 import { LAYER_PROPS, PROPS, State } from './state.js';
@@ -22,6 +23,9 @@ let nameMax = 80;
 let presetConfigs = []; // [{name, config}], each config normalised like the form's
 let healthTimer = 0;
 let healthAsked = 0; // only the newest health request schedules the next one
+let playground = null;
+
+const in2d = () => document.documentElement.dataset.mode === '2d';
 
 function hashParams() {
   return new URLSearchParams(location.hash.replace(/^#/, ''));
@@ -29,6 +33,11 @@ function hashParams() {
 
 /** replaceState, not location.hash: editing the form must not flood the back button with entries. */
 function writeHash() {
+  if (in2d()) {
+    const hash = `#${playground.state.toHash()}`;
+    if (hash !== location.hash) history.replaceState(null, '', hash);
+    return;
+  }
   let hash = `#${form.state.toHash()}`;
   if (watcher?.runId) hash += `&run=${encodeURIComponent(watcher.runId)}`;
   if (hash !== location.hash) history.replaceState(null, '', hash);
@@ -41,6 +50,7 @@ function scheduleHash() {
 
 /** Fill the form from the URL if it carries settings (either format); returns true when it did. */
 function configFromHash() {
+  if (hashParams().get('mode') === '2d') return false; // the playground's own settings (playground-state.js)
   try {
     if (!form.setFromHash(hashParams())) return false;
     $('copy-note').textContent = 'Settings loaded from the link.';
@@ -138,6 +148,7 @@ async function main() {
   }
 
   const { presets, datasets, health } = setup;
+  playground = new Playground({ datasets, limits: setup.options.limits, onHash: scheduleHash });
   const rules = buildRules(setup, { props: PROPS, layerProps: LAYER_PROPS });
   const scratch = new State(rules);
   presetConfigs = presets.map((p) => {
@@ -184,7 +195,7 @@ async function main() {
   // measured for the tests and the README: navigation start -> the form can be used
   window.__nnplayReadyMs = Math.round(performance.now());
   // handles for the browser tests and for poking around in the devtools console
-  window.__nnplay = { form, watcher, runs, pad };
+  window.__nnplay = { form, watcher, runs, pad, playground };
   document.documentElement.dataset.ready = 'true';
 
   $('btn-copy-link').addEventListener('click', async () => {
@@ -208,7 +219,13 @@ async function main() {
     heading.setAttribute('tabindex', '-1');
     heading.focus({ preventScroll: true });
   });
+  setUpModes();
   window.addEventListener('hashchange', () => {
+    if (hashParams().get('mode') === '2d') {
+      // a 2-D link opened or edited by hand (not the page's own writing): its setup replaces the current one
+      if (!in2d() || location.hash !== `#${playground.state.toHash()}`) setMode('2d', hashParams());
+      return;
+    }
     configFromHash();
     const run = hashParams().get('run');
     if (run && run !== watcher.runId) watcher.open(run);
@@ -219,6 +236,37 @@ async function main() {
   const first = openRun && runs.runs.some((r) => r.id === openRun) ? openRun : firstRun(health, runs.runs);
   if (first) watcher.open(first);
   pollHealth();
+}
+
+/** MNIST or the 2-D playground: tabs (arrow keys move between them), the URL says which (#mode=2d&...). */
+function setMode(mode, params = null) {
+  const is2d = mode === '2d';
+  if (is2d === in2d() && params === null) return;
+  document.documentElement.dataset.mode = is2d ? '2d' : 'mnist';
+  $('play').hidden = !is2d;
+  $('mnist-mode').hidden = is2d;
+  for (const [id, on] of [['tab-2d', is2d], ['tab-mnist', !is2d]]) {
+    $(id).setAttribute('aria-selected', String(on));
+    $(id).tabIndex = on ? 0 : -1;
+  }
+  if (is2d) playground.enter(params);
+  else playground.leave();
+  writeHash();
+}
+
+function setUpModes() {
+  $('tab-mnist').addEventListener('click', () => setMode('mnist'));
+  $('tab-2d').addEventListener('click', () => setMode('2d'));
+  for (const id of ['tab-mnist', 'tab-2d']) {
+    $(id).addEventListener('keydown', (event) => {
+      if (!['ArrowLeft', 'ArrowRight'].includes(event.key)) return;
+      const other = id === 'tab-2d' ? 'tab-mnist' : 'tab-2d';
+      $(other).focus();
+      $(other).click();
+    });
+  }
+  document.documentElement.dataset.mode = 'mnist';
+  if (hashParams().get('mode') === '2d') setMode('2d', hashParams());
 }
 
 main();

@@ -118,6 +118,7 @@ def limits_of(settings: Settings) -> dict[str, int]:
         "max_parameters",
         "max_macs",
         "max_epochs",
+        "max_toy_epochs",
         "max_batch_size",
         "max_concurrent_runs",
         "max_queued_runs",

@@ -37,6 +37,9 @@ async def run_socket(websocket: WebSocket, run_id: str) -> None:
     active = ctx.runs.get_active(run_id) is not None
     sub = ctx.runs.fanout.subscribe(run_id) if active else None  # before the snapshot: nothing falls between
     await websocket.send_text(SnapshotMessage(run=run_detail(ctx, run_id)).model_dump_json())
+    latest = ctx.runs.fanout.latest_frame.get(run_id) if active else None
+    if latest is not None:  # a 2-D run's newest picture, so a paused run is drawn at once
+        await websocket.send_text(latest)
     if sub is None:  # the run is over: the snapshot is the whole story
         end = EndMessage(
             run_id=run_id,
@@ -109,14 +112,15 @@ def _handle_control(ctx: AppContext, run_id: str, text: str) -> AckMessage | Err
         return ErrorMessage(detail=f'unknown message: send {{"action": one of {list(ACTIONS)}}}')
     try:
         if control.action == "set":  # the same checks as PATCH /api/runs/{id}
-            fields = control.model_dump(include={"learning_rate", "l2", "batch_size", "momentum", "dropout"})
+            fields = control.model_dump(include={"learning_rate", "l1", "l2", "batch_size", "momentum", "dropout"})
             patch = RunPatch.model_validate({k: v for k, v in fields.items() if v is not None}, strict=False)
             if not patch.items():
-                return ErrorMessage(detail="set what? send learning_rate, l2, batch_size, momentum or dropout")
+                return ErrorMessage(detail="set what? send learning_rate, l1, l2, batch_size, momentum or dropout")
             ctx.runs.change(run_id, patch.items())
             state = "changing"
         elif control.action == "step":
-            state = ctx.runs.step(run_id, StepRequest.model_validate({"batches": control.batches or 1}).batches)
+            batches = control.batches or control.steps or 1
+            state = ctx.runs.step(run_id, StepRequest.model_validate({"batches": batches}).batches)
         else:
             state = ctx.runs.control(run_id, control.action)
     except (NotFound, Conflict, ChangeError) as exc:
