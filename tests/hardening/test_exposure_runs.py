@@ -6,7 +6,9 @@ bounded; downloads racing deletes. Run with -s to see the FIGURES lines the READ
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
 import resource
 import signal
 import socket
@@ -419,13 +421,13 @@ def test_watchers_past_the_cap_are_503(tmp_path: Path, mnist_source: Path) -> No
 def _stalled_watchers(port: int, run_id: str, count: int) -> list[socket.socket]:
     """WebSocket clients that complete the handshake and then never read a byte."""
     socks = []
-    for i in range(count):
+    for _ in range(count):
         s = socket.create_connection(("127.0.0.1", port), timeout=10)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         s.sendall(
             (
                 f"GET /ws/runs/{run_id} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-                f"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZSA{i % 10}==\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\n"
                 "Sec-WebSocket-Version: 13\r\n\r\n"
             ).encode()
         )
@@ -448,15 +450,21 @@ def _train_seconds(server: LiveServer, watchers: int, config: dict[str, Any]) ->
 
 @pytest.mark.slow
 def test_five_hundred_stalled_watchers_slow_training_at_most_1_2x(tmp_path: Path, mnist_source: Path) -> None:
-    config = {"layers": [{"units": 128}], "epochs": 8, "train_subset": 12000, "batch_size": 64, "name": "watched"}
+    """Alone and watched alternate three times; the fastest of each is compared, as the machine is shared (other
+    work only ever adds time)."""
+    config = {"layers": [{"units": 128}], "epochs": 10, "train_subset": 30000, "batch_size": 64, "name": "watched"}
     figures = {}
     for cap in (50, 1000):  # the default, and in effect none (as before)
         server = fresh(tmp_path / str(cap), mnist_source, env={"NNPLAY_MAX_WATCHERS_PER_RUN": str(cap)})
         try:
-            alone = _train_seconds(server, 0, config)
-            crowded = _train_seconds(server, 500, config)
+            _train_seconds(server, 0, {**config, "epochs": 1})  # MNIST loaded
+            times: dict[int, list[float]] = {0: [], 500: []}
+            for _ in range(3):
+                for watchers in (0, 500):
+                    times[watchers].append(_train_seconds(server, watchers, config))
         finally:
             stop_server(server)
+        alone, crowded = min(times[0]), min(times[500])
         figures[cap] = (alone, crowded, crowded / alone)
     report(
         "stalled-watchers-500",
