@@ -24,7 +24,8 @@ from server.schemas import ControlAnswer, RunCreated, RunDetail, RunSummary
 router = APIRouter(prefix="/api/runs", tags=["runs"])
 
 RunId = Annotated[str, Path(pattern=r"^r[0-9a-f]{10}$", description="a run id such as r0123456789")]
-CURSOR = re.compile(r"^(\d{1,12}(?:\.\d{1,9})?)(?:_(r[0-9a-f]{10}))?$")
+CURSOR_PATTERN = r"^(\d{1,12}(?:\.\d{1,9})?)(?:_(r[0-9a-f]{10}))?$"
+CURSOR = re.compile(CURSOR_PATTERN)
 DOWNLOAD_CHUNK = 256 * 1024
 
 
@@ -84,8 +85,7 @@ def _cursor(before: str | None) -> tuple[float, str] | None:
     if before is None:
         return None
     match = CURSOR.match(before)
-    if match is None:
-        raise HTTPException(422, "before must be a cursor from a Link header (created_at, or created_at_runid)")
+    assert match is not None  # the query parameter's pattern
     return float(match.group(1)), match.group(2) or "s"  # "s" sorts after every run id: the whole instant
 
 
@@ -99,7 +99,10 @@ async def list_runs(
     request: Request,
     response: Response,
     limit: Annotated[int, Query(ge=1, le=500, description="runs per page")] = 50,
-    before: Annotated[str | None, Query(max_length=40, description="the cursor from the Link header")] = None,
+    before: Annotated[
+        str | None,
+        Query(pattern=CURSOR_PATTERN, description="the cursor from the Link header: created_at, or created_at_runid"),
+    ] = None,
 ) -> list[RunSummary]:
     """The runs this caller may see, newest first, one page at a time: the next page's URL is in the `Link`
     header (rel="next"), absent on the last page."""
