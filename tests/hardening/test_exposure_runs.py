@@ -110,8 +110,13 @@ def test_a_run_without_descriptors_ends_failed_and_the_next_one_trains(tmp_path:
     finally:
         for s in held:
             s.close()
-    server.process.send_signal(signal.SIGTERM)
-    code = server.process.wait(15)
+        if server.process.poll() is None:
+            server.process.send_signal(signal.SIGTERM)
+        try:
+            code = server.process.wait(15)
+        except Exception:
+            stop_server(server)  # kills it: a failed test leaves no server behind
+            raise
     report(
         "zombie-run",
         ulimit_n=256,
