@@ -27,6 +27,7 @@ from server.admission import PredictionSlots
 from server.auth import TokenGuard, ensure_token, token_url
 from server.context import AppContext
 from server.messages import ControlMessage, ServerMessage
+from server.owners import OwnerCookie
 from server.routers import meta, models, playground, runs, ws
 from server.schemas import SnapshotMessage
 from server.security import SiteGuard
@@ -259,8 +260,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.router.routes.append(UIMount("/", app=ui, name="ui"))
 
     _document_messages(app)
-    # outermost last: security headers on every answer, then Host/Origin/type, then the token, then the body
+    # outermost last: security headers on every answer, then Host/Origin/type, then the token, the owner, the body
     app.add_middleware(BodyLimit, settings=settings)
+    app.add_middleware(OwnerCookie, settings=settings)
     app.add_middleware(TokenGuard, settings=settings)
     app.add_middleware(SiteGuard, settings=settings)
     app.add_middleware(SecurityHeaders)

@@ -8,11 +8,14 @@ use one BLAS thread each instead of thrashing."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 from collections.abc import Callable
 
 from threadpoolctl import threadpool_limits
+
+log = logging.getLogger("nnplay.runs")
 
 
 class ThreadExecutor:
@@ -24,7 +27,7 @@ class ThreadExecutor:
         thread = threading.Thread(target=self._run, args=(run_id, job), name=f"run-{run_id}", daemon=True)
         self.threads[run_id] = thread
         try:
-            self.rebalance()
+            self.balance_quietly()
             thread.start()
         except BaseException:
             self.threads.pop(run_id, None)
@@ -35,6 +38,14 @@ class ThreadExecutor:
             job()
         finally:
             self.threads.pop(run_id, None)
+
+    def balance_quietly(self) -> None:
+        """Rebalance if possible: threadpoolctl reads /proc/self/maps, which fails when the process is out of
+        descriptors; the run then trains with the BLAS threads as they are rather than not at all."""
+        try:
+            self.rebalance()
+        except OSError as exc:
+            log.warning("could not set the BLAS threads: %s", exc)
 
     def rebalance(self) -> None:
         running = max(1, len(self.threads))

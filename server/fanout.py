@@ -85,6 +85,9 @@ class LocalFanout:
         self.subscribers.setdefault(run_id, set()).add(sub)
         return sub
 
+    def watchers(self, run_id: str) -> int:
+        return len(self.subscribers.get(run_id, ()))
+
     def unsubscribe(self, run_id: str, sub: Subscriber) -> None:
         subs = self.subscribers.get(run_id)
         if subs is not None:

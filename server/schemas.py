@@ -41,6 +41,8 @@ class RunSummary(BaseModel):
     train_seconds: float
     parameters: int
     has_model: bool
+    shared: bool = True  # others may watch it (a run that is not is 404 to them)
+    controllable: bool = True  # whether the caller may pause, resume, stop or delete it (owner or token holder)
 
 
 class RunDetail(RunSummary):

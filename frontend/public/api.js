@@ -61,7 +61,7 @@ export const api = {
   presets: () => request('GET', '/api/presets'),
   datasets: () => request('GET', '/api/datasets'),
   architecture: (body) => request('POST', '/api/architecture', body),
-  runs: () => request('GET', '/api/runs'),
+  runs: () => request('GET', '/api/runs?limit=200'), // the newest 200; older pages: the Link header's next URL
   run: (id) => request('GET', runPath(id)),
   createRun: (config) => request('POST', '/api/runs', config),
   control: (id, action) => request('POST', `${runPath(id)}/${action}`),

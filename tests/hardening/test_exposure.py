@@ -225,7 +225,8 @@ def test_past_the_connection_cap_with_every_connection_busy_is_503(tmp_path: Pat
 
 
 def test_websocket_from_another_origin_is_refused(plain: LiveServer) -> None:
-    run_id = httpx.post(f"{plain.url}/api/runs", json={**SMALL_RUN, "epochs": 20}).json()["id"]
+    http = httpx.Client(base_url=plain.url)
+    run_id = http.post("/api/runs", json={**SMALL_RUN, "epochs": 20}).json()["id"]
 
     async def attempt(origin: str | None) -> int:
         headers = {"Origin": origin} if origin else {}
@@ -239,18 +240,19 @@ def test_websocket_from_another_origin_is_refused(plain: LiveServer) -> None:
     assert asyncio.run(attempt(EVIL)) == 403
     assert asyncio.run(attempt(None)) == 101  # scripts send no Origin
     assert asyncio.run(attempt(plain.url)) == 101  # the page itself
-    httpx.post(f"{plain.url}/api/runs/{run_id}/stop")
+    assert http.post(f"/api/runs/{run_id}/stop").status_code == 200
 
 
 def test_state_changes_from_another_origin_are_403(plain: LiveServer) -> None:
-    run_id = httpx.post(f"{plain.url}/api/runs", json={**SMALL_RUN, "epochs": 20}).json()["id"]
+    http = httpx.Client(base_url=plain.url)  # keeps the owner cookie: the run's owner, from the wrong origin
+    run_id = http.post("/api/runs", json={**SMALL_RUN, "epochs": 20}).json()["id"]
     for method, path in (("POST", f"/api/runs/{run_id}/stop"), ("DELETE", f"/api/runs/{run_id}")):
-        r = httpx.request(method, f"{plain.url}{path}", headers={"Origin": EVIL})
+        r = http.request(method, path, headers={"Origin": EVIL})
         assert r.status_code == 403 and "another origin" in r.json()["detail"], r.text
-        r = httpx.request(method, f"{plain.url}{path}", headers={"Origin": "null"})
+        r = http.request(method, path, headers={"Origin": "null"})
         assert r.status_code == 403
-    assert httpx.get(f"{plain.url}/api/runs/{run_id}", headers={"Origin": EVIL}).status_code == 200  # reads are fine
-    assert httpx.post(f"{plain.url}/api/runs/{run_id}/stop", headers={"Origin": plain.url}).status_code == 200
+    assert http.get(f"/api/runs/{run_id}", headers={"Origin": EVIL}).status_code == 200  # reads are fine
+    assert http.post(f"/api/runs/{run_id}/stop", headers={"Origin": plain.url}).status_code == 200
 
 
 def test_bodies_of_the_wrong_type_are_415(plain: LiveServer) -> None:
