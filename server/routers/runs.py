@@ -181,7 +181,7 @@ async def change_run(run_id: RunId, patch: RunPatch, ctx: Ctx, request: Request)
     return PatchAnswer(id=run_id, queued=[AppliedOut(name=n, value=v) for n, v in queued])
 
 
-@router.post("/{run_id}/step", response_model=ControlAnswer, responses=CONTROL_ERRORS)
+@router.post("/{run_id}/step", response_model=ControlAnswer, responses={**CONTROL_ERRORS, 422: {}})
 async def step_run(run_id: RunId, body: StepRequest, ctx: Ctx, request: Request) -> ControlAnswer:
     """While paused: train exactly `batches` batches, then pause again."""
     try:
