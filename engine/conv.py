@@ -78,6 +78,8 @@ class _Geometry(NamedTuple):
     left: int
     hp: int
     wp: int
+    hq: int  # planar path: rows and columns of each of the stride x stride phase planes of the padded input
+    wq: int
     block: int
 
 
@@ -96,8 +98,13 @@ class Conv2D(Layer):
         rng: np.random.Generator,
         dtype: type = np.float32,
         needs_input_grad: bool = True,
+        activation: str = "linear",
     ) -> None:
         super().__init__()
+        if activation not in ("linear", "relu"):
+            raise ValueError(f"a convolution fuses only relu (or linear), got {activation!r}")
+        self.relu = activation == "relu"  # applied in place to the output; its slope read back from the output
+        self._out: np.ndarray | None = None
         for name, value, low, high in (("filters", filters, 1, 64), ("kernel", kernel, 1, 7), ("stride", stride, 1, 2)):
             if not low <= value <= high:
                 raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
@@ -122,7 +129,12 @@ class Conv2D(Layer):
         return conv_output_size(h, k, s, p), conv_output_size(w, k, s, p)
 
     def _planar(self, c: int) -> bool:
-        return c == 1 and self.stride == 1
+        return c == 1
+
+    def _col2im(self) -> bool:
+        """dX by col2im (one sgemm, K*K strided adds) rather than as a full convolution over the gradient
+        dilated by the stride, whose window matrix would be stride^2 times larger and mostly zeros."""
+        return self.stride > 1
 
     def _geometry(self, x: np.ndarray) -> _Geometry:
         n, h, w, c = x.shape
@@ -131,12 +143,15 @@ class Conv2D(Layer):
         pads = (same_padding(h, k, s), same_padding(w, k, s)) if self.padding == "same" else ((0, 0), (0, 0))
         (top, bottom), (left, right) = pads
         hp, wp = h + top + bottom, w + left + right
+        hq, wq = -(-hp // s), -(-wp // s)
         # images per block: the larger window matrix (forward's or dX's) of one block fills about BLOCK_BYTES
-        windows_per_image = hp * wp if self._planar(c) else oh * ow * c
-        dx_windows_per_image = h * w * self.filters if self.needs_input_grad else 0
+        windows_per_image = hq * wq if self._planar(c) else oh * ow * c
+        dx_windows_per_image = 0
+        if self.needs_input_grad:  # strided: col2im's (OH*OW, K*K*C) rows; else the full convolution's windows
+            dx_windows_per_image = oh * ow * c if self._col2im() else h * w * self.filters
         per_image = self.kernel**2 * max(windows_per_image, dx_windows_per_image) * x.itemsize
         block = max(1, min(n, BLOCK_BYTES // per_image))
-        return _Geometry(n, h, w, c, oh, ow, top, left, hp, wp, block)
+        return _Geometry(n, h, w, c, oh, ow, top, left, hp, wp, hq, wq, block)
 
     @staticmethod
     def _array(work: dict[str, np.ndarray], name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
@@ -153,22 +168,37 @@ class Conv2D(Layer):
         """fill(lo, hi) writes the window matrix of images lo:hi into a kept array and returns it:
         (B*OH*OW, K*K*C), or on the planar path (K*K, B*Hp*Wp) with row (i, j) the padded images shifted by i
         rows and j columns. The strided views are built once per call, not per block."""
-        k = self.kernel
+        k, s = self.kernel, self.stride
         if self._planar(g.c):
-            # The padded images lie at the start of one line; its tail keeps the last shifts in bounds. Outputs
-            # off the crop read past their image (stale or tail values): forward drops them, backward gives
-            # them zero gradient.
-            q_max = g.block * g.hp * g.wp
-            line = self._array(work, "line", (q_max + (k - 1) * (g.wp + 1),), x.dtype)
-            images = line[:q_max].reshape(g.block, g.hp, g.wp)[:, g.top : g.top + g.h, g.left : g.left + g.w]
-            step = line.strides[0]
-            shifted = as_strided(line, (k, k, q_max), (g.wp * step, step, step), writeable=False)
-            planar = self._array(work, "cols", shifted.shape, x.dtype)
+            # Phase plane (a, b) of the padded images holds pixels (s*y + a, s*x + b); kernel offset (i, j) of
+            # output (y, x) reads pixel (s*y + i, s*x + j) = plane (i % s, j % s) at (y + i//s, x + j//s). Each
+            # plane's images lie at the start of one line (its tail keeps the last shifts in bounds), so row
+            # (i, j) is a contiguous slice of a line. Outputs off the crop read past their image (stale or tail
+            # values): forward drops them, backward gives them zero gradient.
+            q_max = g.block * g.hq * g.wq
+            lines = self._array(work, "line", (s, s, q_max + (k - 1) // s * (g.wq + 1)), x.dtype)
+            step = lines.strides[2]
+            copies = []  # (destination in the planar image, source rows and columns of x) per phase plane
+            shifts = []  # (rows of the window matrix, strided view of a line) per phase plane
+            for a in range(s):
+                y0 = (a - g.top) % s  # first input row in plane row-phase a, and its plane row
+                rows = slice((y0 + g.top) // s, (y0 + g.top) // s + len(range(y0, g.h, s)))
+                for b in range(s):
+                    x0 = (b - g.left) % s
+                    cols_ = slice((x0 + g.left) // s, (x0 + g.left) // s + len(range(x0, g.w, s)))
+                    plane = lines[a, b, :q_max].reshape(g.block, g.hq, g.wq)
+                    copies.append((plane[:, rows, cols_], slice(y0, None, s), slice(x0, None, s)))
+                    shape = (len(range(a, k, s)), len(range(b, k, s)), q_max)
+                    view = as_strided(lines[a, b], shape, (g.wq * step, step, step), writeable=False)
+                    shifts.append(((slice(a, None, s), slice(b, None, s)), view))
+            planar = self._array(work, "cols", (k, k, q_max), x.dtype)
 
             def fill_planar(lo: int, hi: int) -> np.ndarray:
-                q = (hi - lo) * g.hp * g.wp
-                images[: hi - lo] = x[lo:hi, ..., 0]
-                np.copyto(planar[:, :, :q], shifted[:, :, :q])
+                q = (hi - lo) * g.hq * g.wq
+                for dest, ys, xs in copies:
+                    dest[: hi - lo] = x[lo:hi, ys, xs, 0]
+                for (ri, rj), view in shifts:
+                    np.copyto(planar[ri, rj, :q], view[:, :, :q])
                 return planar[:, :, :q].reshape(k * k, q)
 
             return fill_planar
@@ -209,6 +239,32 @@ class Conv2D(Layer):
 
         return fill
 
+    def _col2im_dx(
+        self, g: _Geometry, f: int, work: dict[str, np.ndarray], dtype: np.dtype
+    ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        """fill(grad block, dx block): the window matrix's gradient G W^T, (B*OH*OW, K*K*C), added back onto
+        the padded input grid window offset by window offset (K*K adds of whole-block strided views), then
+        cropped into dx."""
+        k, s, c = self.kernel, self.stride, g.c
+        weights_t = self.params["W"].reshape(-1, f).T  # (F, K*K*C)
+        dcols = self._array(work, "dx_cols", (g.block * g.oh * g.ow, k * k * c), dtype)
+        grid = self._array(work, "dx_grid", (g.block, max(g.hp, g.top + g.h), max(g.wp, g.left + g.w), c), dtype)
+        targets = [
+            grid[:, i : i + (g.oh - 1) * s + 1 : s, j : j + (g.ow - 1) * s + 1 : s] for i in range(k) for j in range(k)
+        ]
+
+        def fill(grad: np.ndarray, dx: np.ndarray) -> np.ndarray:
+            b = len(grad)
+            rows = np.matmul(grad.reshape(-1, f), weights_t, out=dcols[: b * g.oh * g.ow])
+            parts = rows.reshape(b, g.oh, g.ow, k * k, c)
+            grid[:b] = 0
+            for t, target in enumerate(targets):
+                target[:b] += parts[:, :, :, t]
+            dx[...] = grid[:b, g.top : g.top + g.h, g.left : g.left + g.w]
+            return dx
+
+        return fill
+
     # ---- forward and backward ------------------------------------------------------------------------
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
@@ -224,32 +280,42 @@ class Conv2D(Layer):
             hi = min(lo + g.block, g.n)
             cols = window_matrix(lo, hi)
             if self._planar(g.c):  # outputs on the whole padded grid; crop them, adding the bias on the way
-                grid_out = self._array(work, "grid_out", (g.block * g.hp * g.wp, f), x.dtype)[: cols.shape[1]]
+                grid_out = self._array(work, "grid_out", (g.block * g.hq * g.wq, f), x.dtype)[: cols.shape[1]]
                 np.matmul(cols.T, weights, out=grid_out)
-                np.add(grid_out.reshape(-1, g.hp, g.wp, f)[:, : g.oh, : g.ow], bias, out=out[lo:hi])
+                np.add(grid_out.reshape(-1, g.hq, g.wq, f)[:, : g.oh, : g.ow], bias, out=out[lo:hi])
             else:
                 np.matmul(cols, weights, out=out[lo:hi].reshape(-1, f))
         if not self._planar(g.c):
             out += bias
+        if self.relu:  # in place: out is this call's own array
+            np.maximum(out, 0, out=out)
+            if training:
+                self._out = out
         return out
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         assert self._x is not None, "backward before forward"
         x, work, f, k = self._x, self._work, self.filters, self.kernel
         g = self._geometry(x)
+        if self.relu:  # the slope of the fused ReLU: 1 where its output is positive
+            assert self._out is not None, "backward before a training forward"
+            grad_out = np.multiply(grad_out, self._out > 0)
         self.grads["b"][...] = column_sums(grad_out.reshape(-1, f))
         dw = self.grads["W"].reshape(-1, f)
         dw[...] = 0
         part = self._array(work, "dw_part", dw.shape, x.dtype)
         window_matrix = self._window_matrix(x, g, work)  # recomputed per block: cheaper than keeping it in memory
         if self._planar(g.c):  # the planar windows cover the whole padded grid: zero gradient outside the crop
-            grad_grid = self._array(work, "grad_grid", (g.block, g.hp, g.wp, f), x.dtype)
+            grad_grid = self._array(work, "grad_grid", (g.block, g.hq, g.wq, f), x.dtype)
         if not self.needs_input_grad:
             dx = np.zeros((g.n, g.h, g.w, 0), x.dtype)
         else:
             dx = np.empty(x.shape, x.dtype)
-            dx_window_matrix = self._dx_window_matrix(g, f, work, x.dtype)
-            flipped = self.params["W"][::-1, ::-1].transpose(0, 1, 3, 2).reshape(k * k * f, g.c)  # (K*K*F, C)
+            if self._col2im():
+                col2im = self._col2im_dx(g, f, work, x.dtype)
+            else:
+                dx_window_matrix = self._dx_window_matrix(g, f, work, x.dtype)
+                flipped = self.params["W"][::-1, ::-1].transpose(0, 1, 3, 2).reshape(k * k * f, g.c)  # (K*K*F, C)
         for lo in range(0, g.n, g.block):
             hi = min(lo + g.block, g.n)
             cols, grad = window_matrix(lo, hi), grad_out[lo:hi]
@@ -259,6 +325,8 @@ class Conv2D(Layer):
             else:
                 np.matmul(cols.T, grad.reshape(-1, f), out=part)
             dw += part
-            if self.needs_input_grad:
+            if self.needs_input_grad and self._col2im():
+                col2im(grad, dx[lo:hi])
+            elif self.needs_input_grad:
                 np.matmul(dx_window_matrix(grad), flipped, out=dx[lo:hi].reshape(-1, g.c))
         return dx

@@ -82,8 +82,11 @@ class Model:
                     rng=init_rng,
                     dtype=dtype,
                     needs_input_grad=not first,
+                    activation="relu" if layer_spec.activation == "relu" else "linear",  # ReLU is fused
                 )
-                layers += [owner, ActivationLayer(layer_spec.activation)]
+                layers.append(owner)
+                if layer_spec.activation != "relu":
+                    layers.append(ActivationLayer(layer_spec.activation))
                 owners[i] = owner
             elif isinstance(layer_spec, PoolSpec):
                 pool = MaxPool2D if layer_spec.type == "maxpool2d" else AvgPool2D

@@ -53,17 +53,51 @@ class MaxPool2D(_Pool2D):
         super().__init__(size, stride)
         self._out: np.ndarray | None = None
 
+        self._pairs: tuple[np.ndarray, np.ndarray] | None = None  # 2x2 path: which half won, per stage
+
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
-        first, *rest = self._slices(x, *self._out_hw(x))
+        out_h, out_w = self._out_hw(x)
+        if self.size == 2 and self.stride == 2:
+            return self._forward_2x2(x, out_h, out_w, training)
+        first, *rest = self._slices(x, out_h, out_w)
         out = first.copy()
         for part in rest:
             np.maximum(out, part, out=out)
-        self._x, self._out = x, out
+        self._x, self._out, self._pairs = x, out, None
         return out
+
+    def _forward_2x2(self, x: np.ndarray, out_h: int, out_w: int, training: bool) -> np.ndarray:
+        """Two stages of pairs: the window's left and right columns (runs of C floats), then its top and
+        bottom rows (runs of OW*C floats). Each stage keeps which half won (the first on ties: row-major
+        order), so backward routes the gradient with two selects and reads no comparison again."""
+        n, c = x.shape[0], x.shape[3]
+        quads = x[:, : 2 * out_h, : 2 * out_w].reshape(n, out_h, 2, out_w, 2 * c)  # a view when H, W are even
+        cols = np.maximum(quads[..., :c], quads[..., c:])  # (N, OH, 2, OW, C): per row of the window
+        out = np.maximum(cols[:, :, 0], cols[:, :, 1])
+        if training:
+            left = quads[..., :c] >= quads[..., c:]
+            top = cols[:, :, 0] >= cols[:, :, 1]
+            self._x, self._out, self._pairs = x, out, (left, top)
+        return out
+
+    def _backward_2x2(self, grad_out: np.ndarray) -> np.ndarray:
+        assert self._x is not None and self._pairs is not None
+        x, (left, top) = self._x, self._pairs
+        n, out_h, out_w, c = grad_out.shape
+        rows = np.empty((n, out_h, 2, out_w, c), grad_out.dtype)  # the gradient of each window row's maximum
+        np.multiply(grad_out, top, out=rows[:, :, 0])
+        np.subtract(grad_out, rows[:, :, 0], out=rows[:, :, 1])
+        dx = np.zeros_like(x) if x.shape[1:3] != (2 * out_h, 2 * out_w) else np.empty_like(x)
+        quads = dx[:, : 2 * out_h, : 2 * out_w].reshape(n, out_h, 2, out_w, 2 * c)
+        np.multiply(rows, left, out=quads[..., :c])
+        np.subtract(rows, quads[..., :c], out=quads[..., c:])
+        return dx
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         """The whole gradient goes to the window's maximum; on ties, to the first in row-major order (a window
         of ReLU zeros is common, and splitting or copying the gradient there would be wrong)."""
+        if self._pairs is not None:
+            return self._backward_2x2(grad_out)
         assert self._x is not None and self._out is not None, "backward before forward"
         x, out = self._x, self._out
         dx = np.zeros_like(x)

@@ -27,7 +27,7 @@ def naive_pool(x: np.ndarray, size: int, stride: int, reduce: Callable[..., np.n
 # ---- pooling ------------------------------------------------------------------------------------------
 
 
-POOL_CASES = [(2, 2, 5, 7), (3, 3, 7, 8), (2, 1, 5, 4), (3, 2, 7, 6)]  # size, stride, height, width
+POOL_CASES = [(2, 2, 5, 7), (2, 2, 6, 8), (3, 3, 7, 8), (2, 1, 5, 4), (3, 2, 7, 6)]  # size, stride, height, width
 
 
 @pytest.mark.parametrize("pool", [MaxPool2D, AvgPool2D])
@@ -57,6 +57,24 @@ def test_max_pool_sends_a_tied_window_gradient_to_its_first_position_only(stride
     layer.forward(x, True)
     dx = layer.backward(np.full((1, 1, 1, 1), 3.0))
     np.testing.assert_array_equal(dx[0, :, :, 0], [[3.0, 0.0], [0.0, 0.0]])
+
+
+@pytest.mark.parametrize("stride", [2, 1])
+@pytest.mark.parametrize(
+    ("window", "winner"),
+    [([[1.0, 2.0], [2.0, 0.0]], (0, 1)), ([[0.0, 0.0], [3.0, 3.0]], (1, 0)), ([[1, 1], [1, 1]], (0, 0))],
+)
+def test_max_pool_ties_go_to_the_first_maximum_in_row_major_order(
+    stride: int, window: list[list[float]], winner: tuple[int, int]
+) -> None:
+    x = np.array(window, np.float32).reshape(1, 2, 2, 1).repeat(3, axis=3)  # C > 1: the 2x2 path's pairs
+    layer = MaxPool2D(2, stride)
+    layer.forward(x, True)
+    dx = layer.backward(np.full((1, 1, 1, 3), 3.0, np.float32))
+    expected = np.zeros((2, 2), np.float32)
+    expected[winner] = 3.0
+    for channel in range(3):
+        np.testing.assert_array_equal(dx[0, :, :, channel], expected)
 
 
 # ---- batch norm, flatten, activations -----------------------------------------------------------------
