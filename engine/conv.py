@@ -104,6 +104,8 @@ class Conv2D(Layer):
         if activation not in ("linear", "relu"):
             raise ValueError(f"a convolution fuses only relu (or linear), got {activation!r}")
         self.relu = activation == "relu"  # applied in place to the output; its slope read back from the output
+        # set when a max pool right after applies the ReLU's slope on its smaller output (MaxPool2D.relu_input)
+        self.slope_applied_downstream = False
         self._out: np.ndarray | None = None
         for name, value, low, high in (("filters", filters, 1, 64), ("kernel", kernel, 1, 7), ("stride", stride, 1, 2)):
             if not low <= value <= high:
@@ -166,8 +168,9 @@ class Conv2D(Layer):
         self, x: np.ndarray, g: _Geometry, work: dict[str, np.ndarray]
     ) -> Callable[[int, int], np.ndarray]:
         """fill(lo, hi) writes the window matrix of images lo:hi into a kept array and returns it:
-        (B*OH*OW, K*K*C), or on the planar path (K*K, B*Hp*Wp) with row (i, j) the padded images shifted by i
-        rows and j columns. The strided views are built once per call, not per block."""
+        (B*OH*OW, K*K*C), or on the planar path (K*K + 1, B*Hq*Wq): row (i, j) the padded images shifted by i
+        rows and j columns (per phase plane when strided), and a last row of ones. The strided views are built
+        once per call, not per block."""
         k, s = self.kernel, self.stride
         if self._planar(g.c):
             # Phase plane (a, b) of the padded images holds pixels (s*y + a, s*x + b); kernel offset (i, j) of
@@ -191,7 +194,10 @@ class Conv2D(Layer):
                     shape = (len(range(a, k, s)), len(range(b, k, s)), q_max)
                     view = as_strided(lines[a, b], shape, (g.wq * step, step, step), writeable=False)
                     shifts.append(((slice(a, None, s), slice(b, None, s)), view))
-            planar = self._array(work, "cols", (k, k, q_max), x.dtype)
+            with_ones = self._array(work, "cols", (k * k + 1, q_max), x.dtype)
+            if with_ones[-1, 0] != 1:  # a row of ones: the bias and its gradient ride in the matrix products
+                with_ones[-1] = 1
+            planar = with_ones[:-1].reshape(k, k, q_max)
 
             def fill_planar(lo: int, hi: int) -> np.ndarray:
                 q = (hi - lo) * g.hq * g.wq
@@ -199,7 +205,7 @@ class Conv2D(Layer):
                     dest[: hi - lo] = x[lo:hi, ys, xs, 0]
                 for (ri, rj), view in shifts:
                     np.copyto(planar[ri, rj, :q], view[:, :, :q])
-                return planar[:, :, :q].reshape(k * k, q)
+                return with_ones[:, :q]
 
             return fill_planar
 
@@ -276,33 +282,47 @@ class Conv2D(Layer):
         weights, bias = self.params["W"].reshape(-1, f), self.params["b"]
         out = np.empty((g.n, g.oh, g.ow, f), x.dtype)
         window_matrix = self._window_matrix(x, g, work)
+        planar = self._planar(g.c)
+        if planar:  # the window matrix's row of ones meets the bias
+            weights = np.concatenate([weights, bias[None]])
         for lo in range(0, g.n, g.block):
             hi = min(lo + g.block, g.n)
             cols = window_matrix(lo, hi)
-            if self._planar(g.c):  # outputs on the whole padded grid; crop them, adding the bias on the way
+            if planar:  # outputs on the whole padded grid; crop them, applying the ReLU on the way
                 grid_out = self._array(work, "grid_out", (g.block * g.hq * g.wq, f), x.dtype)[: cols.shape[1]]
                 np.matmul(cols.T, weights, out=grid_out)
-                np.add(grid_out.reshape(-1, g.hq, g.wq, f)[:, : g.oh, : g.ow], bias, out=out[lo:hi])
+                crop = grid_out.reshape(-1, g.hq, g.wq, f)[:, : g.oh, : g.ow]
+                if self.relu:
+                    np.maximum(crop, 0, out=out[lo:hi])
+                else:
+                    out[lo:hi] = crop
             else:
                 np.matmul(cols, weights, out=out[lo:hi].reshape(-1, f))
-        if not self._planar(g.c):
+        if not planar:
             out += bias
-        if self.relu:  # in place: out is this call's own array
-            np.maximum(out, 0, out=out)
-            if training:
-                self._out = out
+            if self.relu:  # in place: out is this call's own array
+                np.maximum(out, 0, out=out)
+        if training:
+            self._out = out
         return out
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         assert self._x is not None, "backward before forward"
         x, work, f, k = self._x, self._work, self.filters, self.kernel
         g = self._geometry(x)
-        if self.relu:  # the slope of the fused ReLU: 1 where its output is positive
-            assert self._out is not None, "backward before a training forward"
-            grad_out = np.multiply(grad_out, self._out > 0)
-        self.grads["b"][...] = column_sums(grad_out.reshape(-1, f))
+        planar = self._planar(g.c)
+        slope = self.relu and not self.slope_applied_downstream
+        out = self._out if slope else None  # the fused ReLU's slope: 1 where its output is positive
+        assert out is not None or not slope, "backward before a training forward"
+        if out is not None and not planar:
+            grad_out = np.multiply(grad_out, out > 0)
+        if not planar:  # on the planar path the bias gradient comes with dW, from the row of ones
+            self.grads["b"][...] = column_sums(grad_out.reshape(-1, f))
         dw = self.grads["W"].reshape(-1, f)
         dw[...] = 0
+        if planar:
+            self.grads["b"][...] = 0
+            dw = np.concatenate([dw, self.grads["b"][None]])  # accumulated here, copied back at the end
         part = self._array(work, "dw_part", dw.shape, x.dtype)
         window_matrix = self._window_matrix(x, g, work)  # recomputed per block: cheaper than keeping it in memory
         if self._planar(g.c):  # the planar windows cover the whole padded grid: zero gradient outside the crop
@@ -319,9 +339,13 @@ class Conv2D(Layer):
         for lo in range(0, g.n, g.block):
             hi = min(lo + g.block, g.n)
             cols, grad = window_matrix(lo, hi), grad_out[lo:hi]
-            if self._planar(g.c):
-                grad_grid[: hi - lo, : g.oh, : g.ow] = grad
+            if planar:
+                if out is not None:
+                    np.multiply(grad, out[lo:hi] > 0, out=grad_grid[: hi - lo, : g.oh, : g.ow])
+                else:
+                    grad_grid[: hi - lo, : g.oh, : g.ow] = grad
                 np.matmul(cols, grad_grid[: hi - lo].reshape(-1, f), out=part)
+                grad = grad_grid[: hi - lo, : g.oh, : g.ow]  # with the slope applied, for dX
             else:
                 np.matmul(cols.T, grad.reshape(-1, f), out=part)
             dw += part
@@ -329,4 +353,7 @@ class Conv2D(Layer):
                 col2im(grad, dx[lo:hi])
             elif self.needs_input_grad:
                 np.matmul(dx_window_matrix(grad), flipped, out=dx[lo:hi].reshape(-1, g.c))
+        if planar:
+            self.grads["W"].reshape(-1, f)[...] = dw[:-1]
+            self.grads["b"][...] = dw[-1]
         return dx

@@ -54,6 +54,10 @@ class MaxPool2D(_Pool2D):
         self._out: np.ndarray | None = None
 
         self._pairs: tuple[np.ndarray, np.ndarray] | None = None  # 2x2 path: which half won, per stage
+        # Set when the input is a ReLU's output whose layer leaves its slope to this pool (Conv2D's
+        # slope_applied_downstream): max and ReLU commute, so the slope is 1 exactly where this pool's output is
+        # positive, and applying it here touches a quarter of the values.
+        self.relu_input = False
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         out_h, out_w = self._out_hw(x)
@@ -96,9 +100,11 @@ class MaxPool2D(_Pool2D):
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         """The whole gradient goes to the window's maximum; on ties, to the first in row-major order (a window
         of ReLU zeros is common, and splitting or copying the gradient there would be wrong)."""
+        assert self._x is not None and self._out is not None, "backward before forward"
+        if self.relu_input:
+            grad_out = np.multiply(grad_out, self._out > 0)
         if self._pairs is not None:
             return self._backward_2x2(grad_out)
-        assert self._x is not None and self._out is not None, "backward before forward"
         x, out = self._x, self._out
         dx = np.zeros_like(x)
         unclaimed = np.ones(out.shape, bool)  # windows whose winner is not found yet

@@ -185,3 +185,44 @@ def test_float32_stays_float32_everywhere() -> None:
             arrays = [grad, *layer.params.values(), *layer.grads.values(), *layer.buffers.values()]
             arrays += list(getattr(layer, "_kept", {}).values())
             assert all(a.dtype == np.float32 for a in arrays), layer.kind
+
+
+@pytest.mark.parametrize("side", [8, 7])
+def test_relu_slope_left_to_the_max_pool_keeps_the_stack_gradients_exact(side: int) -> None:
+    """Model.build pairs a conv's fused ReLU with the max pool after it: the pool applies the slope on its
+    output. The built chain (planar first layer, strided second) against central differences."""
+    from engine.model import Model
+    from engine.spec import Conv2DSpec, ModelSpec, PoolSpec
+
+    spec = ModelSpec(
+        (side, side, 1),
+        (Conv2DSpec(3, 3), PoolSpec(2), Conv2DSpec(4, 3, stride=2), PoolSpec(2)),
+    )
+    model = Model.build(spec, seed=3, dtype=np.float64)
+    conv1, pool1 = model.layers[0], model.layers[1]
+    assert isinstance(conv1, Conv2D) and isinstance(pool1, MaxPool2D)
+    assert conv1.slope_applied_downstream and pool1.relu_input
+    rng = np.random.default_rng(14)
+    for layer in model.owners.values():
+        for p in layer.params.values():
+            p += rng.standard_normal(p.shape) * 0.3  # biases of both signs: some windows are all ReLU zeros
+    layers = model.layers[:-1]  # up to the output layer's logits
+    x = rng.standard_normal((3, side, side, 1))
+
+    def run(inp: np.ndarray) -> np.ndarray:
+        for layer in layers:
+            inp = layer.forward(inp, True)
+        return inp
+
+    readout = rng.standard_normal(run(x).shape)
+
+    def loss() -> float:
+        return float((run(x) * readout).sum())
+
+    run(x)
+    grad = readout
+    for layer in reversed(layers):
+        grad = layer.backward(grad)
+    for layer in model.owners.values():
+        for key, g in {k: g.copy() for k, g in layer.grads.items()}.items():
+            assert rel_error(g, numeric_grad(loss, layer.params[key])) < RTOL, (layer.kind, key)
