@@ -31,9 +31,10 @@ class _Pool2D(Layer):
         self._x: np.ndarray | None = None
 
     def _slices(self, a: np.ndarray, out_h: int, out_w: int) -> list[np.ndarray]:
-        """One strided view per window offset: element [n, y, x] of view (i, j) is a[n, y*s + i, x*s + j]."""
+        """One strided view per window offset, column by column: element [n, y, x] of view (i, j) is
+        a[n, y*s + i, x*s + j]."""
         s, last_h, last_w = self.stride, (out_h - 1) * self.stride + 1, (out_w - 1) * self.stride + 1
-        return [a[:, i : i + last_h : s, j : j + last_w : s] for i in range(self.size) for j in range(self.size)]
+        return [a[:, i : i + last_h : s, j : j + last_w : s] for j in range(self.size) for i in range(self.size)]
 
     def _out_hw(self, x: np.ndarray) -> tuple[int, int]:
         if x.ndim != 4:
@@ -71,34 +72,37 @@ class MaxPool2D(_Pool2D):
         return out
 
     def _forward_2x2(self, x: np.ndarray, out_h: int, out_w: int, training: bool) -> np.ndarray:
-        """Two stages of pairs: the window's left and right columns (runs of C floats), then its top and
-        bottom rows (runs of OW*C floats). Each stage keeps which half won (the first on ties: row-major
-        order), so backward routes the gradient with two selects and reads no comparison again."""
+        """Two stages of pairs: the window's top and bottom rows first (runs of W*C contiguous floats), then
+        the left and right columns of that half-size result (runs of only C floats, the slow kind, on half
+        the data). Each stage keeps which half won (the first on ties, so the window's first maximum in
+        column-major order), and backward routes the gradient with two selects."""
         n, c = x.shape[0], x.shape[3]
-        quads = x[:, : 2 * out_h, : 2 * out_w].reshape(n, out_h, 2, out_w, 2 * c)  # a view when H, W are even
-        cols = np.maximum(quads[..., :c], quads[..., c:])  # (N, OH, 2, OW, C): per row of the window
-        out = np.maximum(cols[:, :, 0], cols[:, :, 1])
+        rows = x[:, : 2 * out_h, : 2 * out_w].reshape(n, out_h, 2, 2 * out_w, c)  # a view (splits H only)
+        cols = np.maximum(rows[:, :, 0], rows[:, :, 1])  # (N, OH, 2*OW, C): per column of the window
+        pairs = cols.reshape(n, out_h, out_w, 2 * c)
+        out = np.maximum(pairs[..., :c], pairs[..., c:])
         if training:
-            left = quads[..., :c] >= quads[..., c:]
-            top = cols[:, :, 0] >= cols[:, :, 1]
-            self._x, self._out, self._pairs = x, out, (left, top)
+            top = rows[:, :, 0] >= rows[:, :, 1]
+            left = pairs[..., :c] >= pairs[..., c:]
+            self._x, self._out, self._pairs = x, out, (top, left)
         return out
 
     def _backward_2x2(self, grad_out: np.ndarray) -> np.ndarray:
         assert self._x is not None and self._pairs is not None
-        x, (left, top) = self._x, self._pairs
+        x, (top, left) = self._x, self._pairs
         n, out_h, out_w, c = grad_out.shape
-        rows = np.empty((n, out_h, 2, out_w, c), grad_out.dtype)  # the gradient of each window row's maximum
-        np.multiply(grad_out, top, out=rows[:, :, 0])
-        np.subtract(grad_out, rows[:, :, 0], out=rows[:, :, 1])
+        cols = np.empty((n, out_h, out_w, 2 * c), grad_out.dtype)  # the gradient of each window column's max
+        np.multiply(grad_out, left, out=cols[..., :c])
+        np.subtract(grad_out, cols[..., :c], out=cols[..., c:])
+        cols2 = cols.reshape(n, out_h, 2 * out_w, c)
         dx = np.zeros_like(x) if x.shape[1:3] != (2 * out_h, 2 * out_w) else np.empty_like(x)
-        quads = dx[:, : 2 * out_h, : 2 * out_w].reshape(n, out_h, 2, out_w, 2 * c)
-        np.multiply(rows, left, out=quads[..., :c])
-        np.subtract(rows, quads[..., :c], out=quads[..., c:])
+        rows = dx[:, : 2 * out_h, : 2 * out_w].reshape(n, out_h, 2, 2 * out_w, c)
+        np.multiply(cols2, top, out=rows[:, :, 0])
+        np.subtract(cols2, rows[:, :, 0], out=rows[:, :, 1])
         return dx
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        """The whole gradient goes to the window's maximum; on ties, to the first in row-major order (a window
+        """The whole gradient goes to the window's maximum; on ties, to the first in column-major order (a window
         of ReLU zeros is common, and splitting or copying the gradient there would be wrong)."""
         assert self._x is not None and self._out is not None, "backward before forward"
         if self.relu_input:

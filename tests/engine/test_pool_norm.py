@@ -62,9 +62,9 @@ def test_max_pool_sends_a_tied_window_gradient_to_its_first_position_only(stride
 @pytest.mark.parametrize("stride", [2, 1])
 @pytest.mark.parametrize(
     ("window", "winner"),
-    [([[1.0, 2.0], [2.0, 0.0]], (0, 1)), ([[0.0, 0.0], [3.0, 3.0]], (1, 0)), ([[1, 1], [1, 1]], (0, 0))],
+    [([[1.0, 2.0], [2.0, 0.0]], (1, 0)), ([[0.0, 3.0], [0.0, 3.0]], (0, 1)), ([[1, 1], [1, 1]], (0, 0))],
 )
-def test_max_pool_ties_go_to_the_first_maximum_in_row_major_order(
+def test_max_pool_ties_go_to_the_first_maximum_in_column_major_order(
     stride: int, window: list[list[float]], winner: tuple[int, int]
 ) -> None:
     x = np.array(window, np.float32).reshape(1, 2, 2, 1).repeat(3, axis=3)  # C > 1: the 2x2 path's pairs
