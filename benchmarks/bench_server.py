@@ -34,7 +34,7 @@ from engine.model import Model
 from engine.trainer import EpochEnd, Event, Trainer
 from server.config import DenseConfig as LayerConfig
 from server.config import RunConfig
-from tests.conftest import make_data_dir, start_server, stop_server
+from server.launch import make_data_dir, start_server, stop_server
 
 
 def percentile(values: list[float], q: float) -> float:

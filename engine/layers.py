@@ -45,17 +45,21 @@ class Dense(Layer):
         # largest matrix product of the backward pass.
         self.needs_input_grad = needs_input_grad
         self._x: np.ndarray | None = None
+        self._ones: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         self._x = x
         out = x @ self.params["W"]
         out += self.params["b"]
-        return out
+        return out  # a fresh array nobody else keeps: the activation after it may overwrite it
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         assert self._x is not None, "backward before forward"
         np.matmul(self._x.T, grad_out, out=self.grads["W"])
-        np.sum(grad_out, axis=0, out=self.grads["b"])
+        n = grad_out.shape[0]
+        if self._ones is None or self._ones.shape[0] != n or self._ones.dtype != grad_out.dtype:
+            self._ones = np.ones(n, grad_out.dtype)
+        np.matmul(self._ones, grad_out, out=self.grads["b"])  # the column sums, as a GEMV: 2x np.sum(axis=0)
         if not self.needs_input_grad:
             return grad_out[:, :0]
         return grad_out @ self.params["W"].T
@@ -64,19 +68,28 @@ class Dense(Layer):
 class ActivationLayer(Layer):
     kind = "activation"
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, inplace: bool = False) -> None:
         super().__init__()
         self.fn: Activation = get_activation(name)
+        # ReLU after a layer whose output nobody else keeps (Dense) overwrites that output and, going back, the
+        # gradient it is handed (the giver is done with it): no new array either way. Its slope is read from
+        # the output, a > 0 exactly where z > 0.
+        self.inplace = inplace and self.fn.name == "relu"
         self._z: np.ndarray | None = None
         self._a: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        if self.inplace:
+            self._z = self._a = np.maximum(x, 0, out=x)
+            return x
         self._z = x
         self._a = self.fn.forward(x)
         return self._a
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         assert self._z is not None and self._a is not None, "backward before forward"
+        if self.inplace and grad_out.flags.writeable:
+            return np.multiply(grad_out, self._a > 0, out=grad_out)
         return self.fn.backward(self._z, self._a, grad_out)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.activations import Activation, log_softmax
+from engine.activations import Activation
 
 
 def one_hot(labels: np.ndarray, classes: int, dtype: np.dtype | type = np.float32) -> np.ndarray:
@@ -28,6 +28,10 @@ class Loss:
         """Return (mean loss, gradient of the mean loss with respect to the logits z)."""
         raise NotImplementedError
 
+    def value(self, z: np.ndarray, a: np.ndarray, labels: np.ndarray, activation: Activation) -> float:
+        """The mean loss alone (evaluation needs no gradient)."""
+        return self(z, a, labels, activation)[0]
+
 
 class MeanSquaredError(Loss):
     name = "mse"
@@ -42,20 +46,46 @@ class MeanSquaredError(Loss):
 
 
 class SoftmaxCrossEntropy(Loss):
-    """Categorical cross-entropy on softmax outputs, computed from logits with log-sum-exp."""
+    """Categorical cross-entropy on softmax outputs, from logits: per sample log-sum-exp(z) - z[label].
+
+    The log-sum-exp comes from the softmax the output layer already computed: at the largest logit,
+    a = 1 / sum(exp(z - max)) is at least 1/classes, so lse = max(z) - log(max(a)) is exact and never
+    overflows or takes log(0), however confident and wrong the logits are.
+
+    ``label_smoothing`` (eps) trains towards (1 - eps) one-hot + eps / classes: the loss becomes
+    lse - (1 - eps) z[label] - eps mean(z) and the gradient p - target."""
 
     name = "cross_entropy"
+
+    def __init__(self, label_smoothing: float = 0.0) -> None:
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        self.label_smoothing = label_smoothing
+
+    def _sum(self, z: np.ndarray, a: np.ndarray, picked: np.ndarray) -> float:
+        lse = z.max(axis=1)
+        lse -= np.log(a.max(axis=1))
+        eps = self.label_smoothing
+        total = float(lse.sum()) - (1.0 - eps) * float(np.take(z, picked).sum())
+        if eps:
+            total -= eps * float(z.sum()) / z.shape[1]
+        return total
 
     def __call__(
         self, z: np.ndarray, a: np.ndarray, labels: np.ndarray, activation: Activation
     ) -> tuple[float, np.ndarray]:
-        n = labels.shape[0]
-        rows = np.arange(n)
-        loss = -float(log_softmax(z)[rows, labels].sum()) / n
-        grad = a.copy()
-        grad[rows, labels] -= 1  # the fused gradient p - y
-        grad /= n
-        return loss, grad
+        n, k = z.shape
+        picked = np.arange(0, n * k, k) + labels  # flat index of each row's label
+        scale = 1.0 / n
+        grad = np.multiply(a, scale)  # the fused gradient (p - target) / n
+        if self.label_smoothing:
+            grad -= self.label_smoothing * scale / k
+        grad.ravel()[picked] -= (1.0 - self.label_smoothing) * scale
+        return self._sum(z, a, picked) * scale, grad
+
+    def value(self, z: np.ndarray, a: np.ndarray, labels: np.ndarray, activation: Activation) -> float:
+        n, k = z.shape
+        return self._sum(z, a, np.arange(0, n * k, k) + labels) / n
 
 
 class SigmoidCrossEntropy(Loss):
@@ -75,12 +105,14 @@ class SigmoidCrossEntropy(Loss):
 LOSSES = ("cross_entropy", "mse")
 
 
-def get_loss(name: str, output_activation: str) -> Loss:
+def get_loss(name: str, output_activation: str, *, label_smoothing: float = 0.0) -> Loss:
+    if label_smoothing and not (name == "cross_entropy" and output_activation == "softmax"):
+        raise ValueError("label smoothing needs cross_entropy on a softmax output")
     if name == "mse":
         return MeanSquaredError()
     if name == "cross_entropy":
         if output_activation == "softmax":
-            return SoftmaxCrossEntropy()
+            return SoftmaxCrossEntropy(label_smoothing)
         if output_activation == "sigmoid":
             return SigmoidCrossEntropy()
         raise ValueError("cross_entropy needs a softmax or sigmoid output (it reads outputs as probabilities)")

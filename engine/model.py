@@ -14,6 +14,7 @@ import numpy as np
 
 from engine.activations import stable_softmax
 from engine.conv import Conv2D
+from engine.flat import Flat, flatten
 from engine.layers import ActivationLayer, Dense, Dropout, Flatten, Layer
 from engine.losses import Loss, get_loss
 from engine.modelfile import read_model_file, read_spec, write_model_file
@@ -42,6 +43,7 @@ class Model:
     meta: dict[str, Any] = field(default_factory=dict)  # free-form provenance saved with the model
     owners: dict[int, Layer] = field(default_factory=dict)  # spec index -> the layer holding its parameters
     spec_index: list[int] = field(default_factory=list)  # for each layer in `layers`, its spec layer's index
+    flat: Flat | None = None  # the one buffer of all parameters (and one of all gradients) the layers view
 
     @classmethod
     def build(cls, spec: ModelSpec, *, seed: int = 0, dtype: type = np.float32) -> Model:
@@ -68,8 +70,9 @@ class Model:
                     dtype=dtype,
                     needs_input_grad=not first,
                 )
-                layers += [owner, ActivationLayer(layer_spec.activation)]
-                if layer_spec.dropout > 0:
+                layers += [owner, ActivationLayer(layer_spec.activation, inplace=True)]  # Dense output: fresh
+                if i < len(spec.layers):  # every hidden dense layer, so dropout can be switched on while
+                    # training; at rate 0 it passes x through and draws no random numbers: runs are unchanged
                     layers.append(Dropout(layer_spec.dropout, dropout_rng))
                 owners[i] = owner
             elif isinstance(layer_spec, Conv2DSpec):
@@ -104,7 +107,8 @@ class Model:
             if isinstance(before, Conv2D) and before.relu and isinstance(after, MaxPool2D):
                 before.slope_applied_downstream = after.relu_input = True
         loss = get_loss(spec.loss, spec.output.activation)
-        return cls(spec, layers, loss, dtype, owners=owners, spec_index=spec_index)
+        flat = flatten(owners.values())  # after every layer exists, before any optimizer holds an array
+        return cls(spec, layers, loss, dtype, owners=owners, spec_index=spec_index, flat=flat)
 
     @property
     def output_activation(self) -> ActivationLayer:
@@ -154,10 +158,13 @@ class Model:
             return out / np.maximum(out.sum(axis=1, keepdims=True), 1e-12)
         return stable_softmax(logits)
 
-    def loss_and_backward(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
-        """Forward in training mode, loss, and backward filling every layer's grads. Returns (mean loss, logits)."""
+    def loss_and_backward(
+        self, x: np.ndarray, labels: np.ndarray, loss_fn: Loss | None = None
+    ) -> tuple[float, np.ndarray]:
+        """Forward in training mode, loss (the model's, or a training variant such as a label-smoothed one),
+        and backward filling every layer's grads. Returns (mean loss, logits)."""
         logits, out = self.forward(x, training=True)
-        loss, grad = self.loss(logits, out, labels, self.output_activation.fn)
+        loss, grad = (loss_fn or self.loss)(logits, out, labels, self.output_activation.fn)
         for layer in reversed(self.layers[:-1]):  # the output activation's slope is inside the loss gradient
             grad = layer.backward(grad)
         return loss, logits
@@ -176,8 +183,7 @@ class Model:
         for i in range(0, x.shape[0], chunk):
             xb, yb = x[i : i + chunk], labels[i : i + chunk]
             logits, out = self.forward(xb)
-            loss, _ = self.loss(logits, out, yb, self.output_activation.fn)
-            total += loss * xb.shape[0]
+            total += self.loss.value(logits, out, yb, self.output_activation.fn) * xb.shape[0]
             preds.append(logits.argmax(axis=1))
         return total / x.shape[0], np.concatenate(preds)
 

@@ -1,10 +1,18 @@
 """Optimizers. The base class validates hyperparameters and owns ``step()``; each optimizer only says how one
-parameter moves given its gradient and its own state. L2 regularisation (weight decay) is added to the
-gradients of weight matrices here, so every optimizer gets it the same way."""
+array of parameters moves given its gradient and its own state. L2 regularisation (weight decay) is added to the
+gradients of weight tensors (not biases) here, so every optimizer gets it the same way.
+
+When the (param, grad) pairs are views covering one flat buffer each (engine/flat.py: every ``Model`` lays its
+parameters out so), the update runs once over the whole buffer, a few ufunc calls per step whatever the number
+of layers; any other list of pairs is updated pair by pair, with the same arithmetic."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+from engine.flat import find_flat
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
 
@@ -15,17 +23,35 @@ class Optimizer:
             raise ValueError(f"learning rate must be a positive finite number, got {lr}")
         if not (np.isfinite(l2) and l2 >= 0):
             raise ValueError(f"l2 must be a non-negative finite number, got {l2}")
-        self.params = params
+        self.params = params  # the (param, grad) contract, as given
         self.lr = lr
         self.l2 = l2
         self.t = 0  # steps taken
+        flat = find_flat(params)
+        # what update() runs on: the two flat buffers, or each pair; and how many leading elements L2 decays
+        self.groups = [(flat.params, flat.grads)] if flat else list(params)
+        self.decayed = [flat.decayed] if flat else [p.size if p.ndim > 1 else 0 for p, _ in params]
+        self.fused = flat is not None
+        self._decay_buffers: list[np.ndarray | None] = [None] * len(self.groups)
 
     def step(self) -> None:
         self.t += 1
-        for i, (p, g) in enumerate(self.params):
-            if self.l2 and p.ndim > 1:  # decay weights, not biases
-                g = g + self.l2 * p
+        for i, (p, g) in enumerate(self.groups):
+            if self.l2 and self.decayed[i]:
+                g = self._with_decay(i, p, g)
             self.update(i, p, g)
+
+    def _with_decay(self, i: int, p: np.ndarray, g: np.ndarray) -> np.ndarray:
+        """g + l2 p on the decayed part, g elsewhere, in a buffer of its own (the layer's gradient stays as is)."""
+        buf = self._decay_buffers[i]
+        if buf is None:
+            buf = self._decay_buffers[i] = np.empty_like(g)
+        n = self.decayed[i]
+        flat_p, flat_g, flat_buf = p.reshape(-1), g.reshape(-1), buf.reshape(-1)
+        np.multiply(flat_p[:n], self.l2, out=flat_buf[:n])
+        flat_buf[:n] += flat_g[:n]
+        flat_buf[n:] = flat_g[n:]
+        return buf
 
     def update(self, i: int, p: np.ndarray, g: np.ndarray) -> None:
         raise NotImplementedError
@@ -48,20 +74,33 @@ class SGD(Optimizer):
         if nesterov and momentum == 0:
             raise ValueError("nesterov needs a momentum > 0")
         self.momentum, self.nesterov = momentum, nesterov
-        self.velocity = [np.zeros_like(p) for p, _ in params]
+        self.velocity = [np.zeros_like(p) for p, _ in self.groups]
+        self.scratch = [np.empty_like(p) for p, _ in self.groups]
 
     def update(self, i: int, p: np.ndarray, g: np.ndarray) -> None:
+        tmp = self.scratch[i]
         if self.momentum == 0:
-            p -= self.lr * g
+            np.multiply(g, self.lr, out=tmp)
+            p -= tmp
             return
         v = self.velocity[i]
         v *= self.momentum
         v += g
-        p -= self.lr * (g + self.momentum * v) if self.nesterov else self.lr * v
+        if self.nesterov:  # p -= lr (g + mu v)
+            np.multiply(v, self.momentum, out=tmp)
+            tmp += g
+            tmp *= self.lr
+        else:
+            np.multiply(v, self.lr, out=tmp)
+        p -= tmp
 
 
 class Adam(Optimizer):
-    """Kingma & Ba (2015) with bias correction folded into the step size."""
+    """Kingma & Ba (2015), eps applied to the bias-corrected sqrt(v) as in the paper.
+
+    The moments are kept unnormalised, M = m / (1 - beta1) and V = v / (1 - beta2), so each moves with two
+    in-place operations (M = beta1 M + g); the constant factors go into the step size and eps, which are
+    scalars. Ten passes over the parameters per step, every one in place in preallocated buffers."""
 
     def __init__(
         self,
@@ -79,25 +118,23 @@ class Adam(Optimizer):
         if not eps > 0:
             raise ValueError(f"eps must be positive, got {eps}")
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
-        self.m = [np.zeros_like(p) for p, _ in params]
-        self.v = [np.zeros_like(p) for p, _ in params]
-        # One scratch buffer per parameter: every operation below writes in place, because allocating
-        # fresh temporaries each step costs more than the arithmetic for arrays this size.
-        self.scratch = [np.empty_like(p) for p, _ in params]
+        self.m = [np.zeros_like(p) for p, _ in self.groups]  # M = m / (1 - beta1)
+        self.v = [np.zeros_like(p) for p, _ in self.groups]  # V = v / (1 - beta2)
+        self.scratch = [np.empty_like(p) for p, _ in self.groups]
 
     def update(self, i: int, p: np.ndarray, g: np.ndarray) -> None:
         m, v, tmp = self.m[i], self.v[i], self.scratch[i]
-        np.subtract(g, m, out=tmp)  # m += (1 - beta1) (g - m)  ==  beta1 m + (1 - beta1) g
-        tmp *= 1 - self.beta1
-        m += tmp
-        np.multiply(g, g, out=tmp)  # v += (1 - beta2) (g^2 - v)
-        tmp -= v
-        tmp *= 1 - self.beta2
+        b1, b2, t = self.beta1, self.beta2, self.t
+        # sqrt(v_hat) = c2 sqrt(V) with c2 = sqrt((1 - b2) / (1 - b2^t)); m_hat = (1 - b1) M / (1 - b1^t)
+        c2 = math.sqrt((1 - b2) / (1 - b2**t))  # Python floats: NumPy scalars would upcast float32
+        step = float(self.lr) * (1 - b1) / (1 - b1**t) / c2
+        m *= b1
+        m += g
+        np.multiply(g, g, out=tmp)
+        v *= b2
         v += tmp
-        correction2 = np.sqrt(1 - self.beta2**self.t)
-        step = self.lr * correction2 / (1 - self.beta1**self.t)
         np.sqrt(v, out=tmp)
-        tmp += self.eps * correction2  # eps applied to the bias-corrected sqrt(v), as in the paper
+        tmp += self.eps / c2
         np.divide(m, tmp, out=tmp)
         tmp *= step
         p -= tmp

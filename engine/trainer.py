@@ -1,11 +1,10 @@
-"""The training loop: epochs of shuffled mini-batches, reported through events rather than prints.
-
-A ``Trainer`` runs in whatever thread calls ``run()``; ``pause()``, ``resume()`` and ``stop()`` may be called
-from any other thread and take effect between batches.
-"""
+"""The training loop: epochs of shuffled mini-batches, reported through events rather than prints. A ``Trainer``
+runs in the thread that calls ``run()``; pause, resume, stop, step and live changes (``controls.request``) may
+come from any other thread and take effect between batches."""
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -13,11 +12,38 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.layers import Layer
-from engine.metrics import Histogram, accuracy, confusion_matrix
+from engine.checkpoint import Checkpoint, optimizer_arrays
+from engine.events import (
+    BatchProgress,
+    EpochEnd,
+    Event,
+    HealthReport,
+    LayerHistograms,
+    RunEnd,
+    StateChange,
+    layer_histograms,
+)
+from engine.health import measure, weights_before
+from engine.layers import Dropout
+from engine.losses import get_loss
+from engine.metrics import accuracy, confusion_matrix
 from engine.model import Model
 from engine.optimizers import make_optimizer
 from engine.schedules import learning_rate
+from engine.steering import Change, Controls
+
+__all__ = [  # the events are defined in engine/events.py and re-exported: callers import them from here
+    "BatchProgress",
+    "Dataset",
+    "EpochEnd",
+    "Event",
+    "HealthReport",
+    "LayerHistograms",
+    "RunEnd",
+    "StateChange",
+    "TrainConfig",
+    "Trainer",
+]
 
 
 @dataclass(frozen=True)
@@ -29,81 +55,20 @@ class TrainConfig:
     momentum: float = 0.9  # for "momentum" and "nesterov"
     beta1: float = 0.9  # Adam's first-moment decay
     beta2: float = 0.999  # Adam's second-moment decay
-    schedule: str = "constant"  # "constant", "step" or "cosine"
+    schedule: str = "constant"  # "constant", "step", "cosine" or "onecycle"
+    warmup: float = 0.3  # "onecycle": fraction of the run spent rising to learning_rate
     step_size: int = 5  # epochs between decays for the "step" schedule
     gamma: float = 0.5  # decay factor for the "step" schedule
     l2: float = 0.0  # weight decay coefficient on weight matrices (not biases)
+    label_smoothing: float = 0.0  # softmax cross-entropy trains towards (1 - eps) one-hot + eps / classes
     seed: int = 0  # one integer makes the whole run reproducible, bit for bit
     train_subset: int | None = None  # train on this many samples (a seeded random subset); None = all
     histogram_bins: int = 30  # bins of every weight/bias/gradient histogram; 0 turns histograms off
     progress_every: float = 0.33  # seconds between BatchProgress events
     misclassified_kept: int = 24  # test samples listed per epoch as misclassified
     divergence_factor: float = 1e3  # a batch loss this many times the first batch's (or non-finite) = diverged
-
-
-# ---- events -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BatchProgress:
-    epoch: int  # 1-based epoch being trained
-    batch: int  # batches done in this epoch
-    batches: int  # batches per epoch
-    loss: float  # mean training loss over the batches since the previous BatchProgress
-    learning_rate: float
-
-
-@dataclass(frozen=True)
-class LayerHistograms:
-    layer: int  # index in the spec's layer list (the output layer is the last)
-    type: str  # the spec layer's type: dense, conv2d, batchnorm
-    shape: tuple[int, ...]  # of its weights (W, or gamma for batchnorm)
-    weights: Histogram
-    biases: Histogram
-    gradients: Histogram  # of the weight gradients at the epoch's last batch
-
-
-@dataclass(frozen=True)
-class EpochEnd:
-    epoch: int
-    epochs: int
-    train_loss: float  # mean loss over the epoch's batches (dropout active)
-    train_accuracy: float  # accuracy on those batches as they were trained
-    test_loss: float
-    test_accuracy: float
-    seconds: float  # wall time of the epoch, evaluation included
-    learning_rate: float  # at the end of the epoch
-    histograms: list[LayerHistograms]
-    confusion: list[list[int]]  # test set, rows true, columns predicted
-    misclassified: list[tuple[int, int, int]]  # (test index, true label, predicted)
-
-
-@dataclass(frozen=True)
-class StateChange:
-    state: str  # running, paused, finished, stopped, diverged
-
-
-@dataclass(frozen=True)
-class RunEnd:
-    state: str  # finished, stopped or diverged
-    message: str
-    epochs_done: int
-
-
-Event = BatchProgress | EpochEnd | StateChange | RunEnd
-
-
-def layer_histograms(index: int, layer: Layer, bins: int) -> LayerHistograms:
-    """A layer's first parameter is its weights (W, or gamma), its second its biases (b, or beta)."""
-    (w_name, weights), (_, biases) = list(layer.params.items())[:2]
-    return LayerHistograms(
-        layer=index,
-        type=layer.kind,
-        shape=tuple(int(n) for n in weights.shape),
-        weights=Histogram.of(weights, bins),
-        biases=Histogram.of(biases, bins),
-        gradients=Histogram.of(layer.grads[w_name], bins),
-    )
+    health: bool = True  # per-layer health statistics at every progress tick
+    replay: tuple[Change, ...] = ()  # changes to apply at their recorded batch indices (a run reproduced)
 
 
 @dataclass
@@ -138,6 +103,20 @@ class Trainer:
                 raise ValueError("train_subset must be at least 1")
             keep = np.sort(np.random.default_rng(subset_seq).permutation(n)[: c.train_subset])
             self.data = Dataset(self.data.x_train[keep], self.data.y_train[keep], self.data.x_test, self.data.y_test)
+        spec = self.model.spec
+        # the training loss (test loss stays the model's plain one); refused unless softmax cross-entropy
+        self._train_loss = get_loss(spec.loss, spec.output.activation, label_smoothing=c.label_smoothing)
+        self.dropouts = {
+            i: layer
+            for layer, i in zip(self.model.layers, self.model.spec_index, strict=True)
+            if isinstance(layer, Dropout)
+        }
+        hyper = {"learning_rate": c.learning_rate, "l2": c.l2, "batch_size": c.batch_size}
+        if c.optimizer != "adam":  # Adam has no momentum to change (its beta1 is not one)
+            hyper["momentum"] = c.momentum if c.optimizer != "sgd" else 0.0
+        self.controls = Controls({**hyper, **{f"dropout.{i}": d.rate for i, d in self.dropouts.items()}}, c.replay)
+        self.step_count = 0  # batches trained, over the whole run
+        self.start_epoch = 1  # a run restored from a checkpoint goes on after it
         self.optimizer = make_optimizer(
             c.optimizer,
             self.model.parameters(),
@@ -160,31 +139,86 @@ class Trainer:
         self._stop.set()
         self._resume.set()  # a paused run must wake up to notice it was stopped
 
+    def step(self, batches: int) -> None:
+        """Train exactly `batches` batches, then pause again (from a paused run)."""
+        self.controls.steps_left = batches
+        self._resume.set()
+
+    # ---- checkpoints --------------------------------------------------------------------------------
+
+    def checkpoint(self, epoch: int) -> Checkpoint:
+        """The whole state after `epoch` (call it from the EpochEnd event, in the training thread)."""
+        rng = {"shuffle": self._shuffle_rng.bit_generator.state}
+        if self.dropouts:
+            rng["dropout"] = next(iter(self.dropouts.values())).rng.bit_generator.state
+        arrays = {name: a.copy() for name, a in {**self.model.state(), **optimizer_arrays(self.optimizer)}.items()}
+        return Checkpoint(epoch, self.step_count, dict(self.controls.hyper), rng, self.optimizer.t, arrays)
+
+    def restore(self, checkpoint: Checkpoint) -> None:
+        """Continue from a checkpoint of a run with the same config (before run())."""
+        for name, array in {**self.model.state(), **optimizer_arrays(self.optimizer)}.items():
+            array[...] = checkpoint.arrays[name]
+        self._shuffle_rng.bit_generator.state = checkpoint.rng["shuffle"]
+        for dropout in self.dropouts.values():  # they share one generator
+            dropout.rng.bit_generator.state = checkpoint.rng["dropout"]
+        self.optimizer.t = checkpoint.optimizer_t
+        self.controls.hyper.update(checkpoint.hyper)
+        self.step_count, self.start_epoch, self.epochs_done = checkpoint.step, checkpoint.epoch + 1, checkpoint.epoch
+
     # ---- the loop ------------------------------------------------------------------------------
 
     def _set_state(self, state: str) -> None:
         self.state = state
-        self.on_event(StateChange(state))
+        self.on_event(StateChange(state, self.step_count))
 
     def _lr(self, progress: float) -> float:
         c = self.config
-        return learning_rate(c.schedule, c.learning_rate, progress, c.epochs, step_size=c.step_size, gamma=c.gamma)
+        return learning_rate(
+            c.schedule,
+            self.controls.hyper["learning_rate"],  # the live base: a change moves the whole schedule
+            progress,
+            c.epochs,
+            step_size=c.step_size,
+            gamma=c.gamma,
+            warmup=c.warmup,
+        )
 
     def run(self) -> RunEnd:
+        self._set_state("running")
+        # over/invalid/divide are expected from a diverging run and checked after each batch
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            end = self._epochs()
+        self._set_state(end.state)
+        self.on_event(end)
+        return end
+
+    def _apply_controls(self, epoch: int) -> None:
+        """Between batches: changes due from this batch on, into the optimizer and dropout layers."""
+        for change in self.controls.due(self.step_count, epoch):
+            name, hyper = change.name, self.controls.hyper
+            if name == "l2":
+                self.optimizer.l2 = hyper["l2"]
+            elif name == "momentum":
+                setattr(self.optimizer, "momentum", hyper["momentum"])  # noqa: B010 - SGD's, not the base class's
+            elif name.startswith("dropout."):
+                self.dropouts[int(name.split(".")[1])].rate = hyper[name]
+            self.on_event(change)
+
+    def _epochs(self) -> RunEnd:
         c, d, model = self.config, self.data, self.model
         n = d.x_train.shape[0]
-        batches = -(-n // c.batch_size)
-        self._set_state("running")
-        end: RunEnd | None = None
+        optimizer, train_loss, x_train, y_train = self.optimizer, self._train_loss, d.x_train, d.y_train
+        controls, hyper = self.controls, self.controls.hyper
+        predicted = np.empty(n, np.intp)  # each batch's predictions, scored once at the epoch's end
         first_loss: float | None = None
         last_report = time.perf_counter()  # not reset per epoch: short epochs still report progress
-        for epoch in range(1, c.epochs + 1):
+        for epoch in range(self.start_epoch, c.epochs + 1):
             started = time.perf_counter()
             snapshot = [p.copy() for p, _ in model.parameters()]  # the last weights known to be finite
             order = self._shuffle_rng.permutation(n)
-            loss_sum, correct, seen = 0.0, 0, 0
-            window_loss, window_batches = 0.0, 0
-            for b in range(batches):
+            loss_sum, window_loss, window_batches = 0.0, 0.0, 0
+            lo, b = 0, 0  # a sample cursor, not a batch index: the batch size may change between batches
+            while lo < n:
                 if not self._resume.is_set():
                     self._set_state("paused")
                     paused_at = time.perf_counter()
@@ -193,56 +227,63 @@ class Trainer:
                     if not self._stop.is_set():
                         self._set_state("running")
                 if self._stop.is_set():
-                    end = RunEnd("stopped", f"stopped by request during epoch {epoch}", self.epochs_done)
-                    break
-                idx = order[b * c.batch_size : (b + 1) * c.batch_size]
-                xb = d.x_train[idx]  # fancy indexing: ~10x faster than np.take(..., out=), which buffers a copy
-                yb = d.y_train[idx]
-                self.optimizer.lr = self._lr(epoch - 1 + b / batches)
-                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # checked just below
-                    loss, logits = model.loss_and_backward(xb, yb)
+                    return RunEnd("stopped", f"stopped by request during epoch {epoch}", self.epochs_done)
+                self._apply_controls(epoch)
+                size = int(hyper["batch_size"])
+                hi = min(lo + size, n)
+                idx = order[lo:hi]
+                xb = x_train[idx]  # fancy indexing: ~10x faster than np.take(..., out=), which buffers a copy
+                yb = y_train[idx]
+                optimizer.lr = self._lr(epoch - 1 + lo / n)
+                loss, logits = model.loss_and_backward(xb, yb, train_loss)
                 if first_loss is None:
-                    first_loss = max(loss, 1.0) if np.isfinite(loss) else 1.0
-                if not np.isfinite(loss) or loss > first_loss * c.divergence_factor:
+                    first_loss = max(loss, 1.0) if math.isfinite(loss) else 1.0
+                if not math.isfinite(loss) or loss > first_loss * c.divergence_factor:
                     if not all(np.isfinite(p).all() for p, _ in model.parameters()):
                         for (p, _), saved in zip(model.parameters(), snapshot, strict=True):
                             p[...] = saved
-                    end = RunEnd(
+                    return RunEnd(
                         "diverged",
                         f"the loss exploded to {loss:.4g} at epoch {epoch}, batch {b + 1} (it started at "
                         f"{first_loss:.3g}): the learning rate is probably too high. "
                         "The last finite weights were kept.",
                         self.epochs_done,
                     )
-                    break
-                self.optimizer.step()
-                loss_sum += loss * idx.size
-                correct += int((logits.argmax(axis=1) == yb).sum())
-                seen += idx.size
+                now = time.perf_counter()
+                report = now - last_report >= c.progress_every
+                before = weights_before(model) if report and c.health else None
+                optimizer.step()
+                np.argmax(logits, axis=1, out=predicted[lo:hi])
+                loss_sum += loss * (hi - lo)
                 window_loss += loss
                 window_batches += 1
-                now = time.perf_counter()
-                if now - last_report >= c.progress_every:
-                    self.on_event(BatchProgress(epoch, b + 1, batches, window_loss / window_batches, self.optimizer.lr))
+                b, lo = b + 1, hi
+                self.step_count += 1
+                if report:
+                    batches = b + -(-(n - lo) // size)
+                    mean_loss = window_loss / window_batches
+                    self.on_event(BatchProgress(epoch, b, batches, mean_loss, optimizer.lr, self.step_count))
+                    if before is not None:
+                        self.on_event(HealthReport(epoch, self.step_count, measure(model, before)))
                     window_loss, window_batches, last_report = 0.0, 0, now
-            if end is not None:
-                break
-            summary = self._epoch_end(epoch, started, loss_sum / seen, correct / seen)
+                if controls.steps_left is not None:
+                    controls.steps_left -= 1
+                    if controls.steps_left <= 0:
+                        controls.steps_left = None
+                        self._resume.clear()  # step mode: pause before the next batch
+            train_acc = accuracy(predicted, y_train[order])
+            summary = self._epoch_end(epoch, started, loss_sum / n, train_acc)
             self.on_event(summary)
             if not np.isfinite(summary.test_loss):
-                end = RunEnd("diverged", f"the test loss became {summary.test_loss} at epoch {epoch}", self.epochs_done)
-                break
+                return RunEnd(
+                    "diverged", f"the test loss became {summary.test_loss} at epoch {epoch}", self.epochs_done
+                )
             self.epochs_done = epoch
-        if end is None:
-            end = RunEnd("finished", f"trained {self.epochs_done} epochs", self.epochs_done)
-        self._set_state(end.state)
-        self.on_event(end)
-        return end
+        return RunEnd("finished", f"trained {self.epochs_done} epochs", self.epochs_done)
 
     def _epoch_end(self, epoch: int, started: float, train_loss: float, train_acc: float) -> EpochEnd:
         c, d, model = self.config, self.data, self.model
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # the caller checks finiteness
-            test_loss, predicted = model.evaluate(d.x_test, d.y_test)
+        test_loss, predicted = model.evaluate(d.x_test, d.y_test)  # under run()'s errstate; finiteness checked
         wrong = np.flatnonzero(predicted != d.y_test)[: c.misclassified_kept]
         bins = c.histogram_bins
         hists = [layer_histograms(i, layer, bins) for i, layer in model.owners.items()] if bins > 0 else []

@@ -23,6 +23,7 @@ from engine.spec import (
     PoolSpec,
     describe,
 )
+from engine.steering import Change
 from engine.trainer import TrainConfig
 from server.settings import Settings
 
@@ -152,9 +153,23 @@ class OptimizerConfig(StrictModel):
 
 
 class ScheduleConfig(StrictModel):
-    name: Literal["constant", "step", "cosine"] = "constant"
+    name: Literal["constant", "step", "cosine", "onecycle"] = "constant"
     step_size: Annotated[int, Field(ge=1, le=1000, description="epochs between decays (step)")] = 5
     gamma: Annotated[float, Field(gt=0.0, le=1.0, description="decay factor (step)")] = 0.5
+    warmup: Annotated[
+        float, Field(ge=0.0, le=0.9, description="onecycle: fraction of the run rising to the learning rate")
+    ] = 0.3
+
+
+class ChangeIn(StrictModel):
+    step: Annotated[int, Field(ge=0, description="global batch index the change applies from")]
+    name: Annotated[str, Field(pattern=r"^(learning_rate|l2|batch_size|momentum|dropout\.\d{1,3})$")]
+    value: Annotated[float, Field(ge=0.0, le=1_000_000.0)]
+
+
+class ForkStart(StrictModel):
+    run: Annotated[str, Field(pattern=r"^r[0-9a-f]{10}$", description="the run whose checkpoint this one starts from")]
+    epoch: Annotated[int, Field(ge=1, description="the epoch after which the checkpoint was taken")]
 
 
 class RunConfig(Architecture):
@@ -165,13 +180,22 @@ class RunConfig(Architecture):
     batch_size: Annotated[int, Field(ge=1, le=1_000_000)] = 128
     epochs: Annotated[int, Field(ge=1, le=100_000)] = 10
     l2: Annotated[float, Field(ge=0.0, le=10.0, description="weight decay")] = 0.0
+    label_smoothing: Annotated[
+        float, Field(ge=0.0, le=0.5, description="softmax cross-entropy only: eps of the (1 - eps, eps/K) target")
+    ] = 0.0
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
     train_subset: Annotated[int | None, Field(ge=1, description="samples; null = all")] = None
+    replay: Annotated[
+        list[ChangeIn], Field(max_length=10_000, description="live changes to apply again at their batch indices")
+    ] = Field(default_factory=list)
+    start: Annotated[ForkStart | None, Field(description="continue from another run's checkpoint (a fork)")] = None
 
     @model_validator(mode="after")
     def _consistent(self) -> RunConfig:
         if self.optimizer.name == "nesterov" and self.optimizer.momentum == 0:
             raise ValueError("nesterov needs a momentum above 0")
+        if self.label_smoothing and not (self.loss == "cross_entropy" and self.output_activation == "softmax"):
+            raise ValueError("label_smoothing needs cross_entropy on a softmax output")
         size = self.dataset_info.train_size
         if size is not None and self.train_subset is not None and self.train_subset > size:
             raise ValueError(f"train_subset is larger than the {size} training samples of {self.dataset}")
@@ -191,9 +215,12 @@ class RunConfig(Architecture):
             schedule=self.schedule.name,
             step_size=self.schedule.step_size,
             gamma=self.schedule.gamma,
+            warmup=self.schedule.warmup,
             l2=self.l2,
+            label_smoothing=self.label_smoothing,
             seed=self.seed,
             train_subset=self.train_subset,
+            replay=tuple(Change(c.step, c.name, c.value) for c in self.replay),
         )
 
 
@@ -231,3 +258,35 @@ def check_limits(config: RunConfig, settings: Settings) -> None:
     ):
         if value > maximum:
             raise LimitError(limit, f"{value} {what} exceeds the limit {limit}={maximum}")
+
+
+class RunPatch(StrictModel):
+    """Live changes to a training or paused run; each applies from the next batch."""
+
+    learning_rate: Annotated[float | None, Field(gt=0.0, le=1000.0)] = None
+    l2: Annotated[float | None, Field(ge=0.0, le=10.0)] = None
+    batch_size: Annotated[int | None, Field(ge=1, le=1_000_000)] = None
+    momentum: Annotated[float | None, Field(ge=0.0, lt=1.0)] = None
+    dropout: Annotated[
+        dict[Annotated[str, Field(pattern=r"^\d{1,3}$")], Annotated[float, Field(ge=0.0, le=0.9)]] | None,
+        Field(description="layer index (in the layer list) -> drop probability"),
+    ] = None
+
+    def items(self) -> list[tuple[str, float]]:
+        """(engine name, value) for every field set."""
+        out: list[tuple[str, float]] = [
+            (name, float(value))
+            for name in ("learning_rate", "l2", "batch_size", "momentum")
+            if (value := getattr(self, name)) is not None
+        ]
+        out += [(f"dropout.{layer}", rate) for layer, rate in (self.dropout or {}).items()]
+        return out
+
+
+class StepRequest(StrictModel):
+    batches: Annotated[int, Field(ge=1, le=1000, description="batches to train before pausing again")] = 1
+
+
+class ForkRequest(StrictModel):
+    epoch: Annotated[int, Field(ge=1, description="fork from the checkpoint after this epoch")]
+    changes: RunPatch = Field(default_factory=RunPatch)

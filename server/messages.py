@@ -73,6 +73,7 @@ class Extras(Message):
 class ProgressMessage(Message):
     type: Literal["progress"] = "progress"
     run_id: str
+    step: int = 0  # global batch index (batches trained so far in the run)
     epoch: int
     epochs: int
     batch: int
@@ -102,10 +103,43 @@ class EpochMessage(Message):
     sample: MisclassifiedItem | None = None
 
 
+class ChangeMessage(Message):
+    """A live change, applied from batch `step` on (PATCH /api/runs/{id} or the WebSocket action "set")."""
+
+    type: Literal["change"] = "change"
+    run_id: str
+    step: int
+    epoch: int
+    name: str  # learning_rate, l2, batch_size, momentum or dropout.<layer index>
+    old: float
+    new: float
+
+
+class LayerHealthOut(Message):
+    layer: int  # index in the layer list; the output layer last
+    type: str
+    activation: str
+    mean: float | None
+    std: float | None
+    dead: float | None  # fraction of ReLU units zero for the whole batch
+    saturated: float | None  # fraction of sigmoid/tanh outputs within 3% of their limits
+    grad_norm: float | None
+    update_ratio: float | None  # std(update) / std(weights); about 1e-3 is healthy
+
+
+class HealthMessage(Message):
+    type: Literal["health"] = "health"
+    run_id: str
+    epoch: int
+    step: int
+    layers: list[LayerHealthOut]
+
+
 class StateMessage(Message):
     type: Literal["state"] = "state"
     run_id: str
     state: str  # queued, running, paused, finished, stopped, diverged, failed, interrupted
+    step: int | None = None  # batches trained so far, when the trainer knows it
 
 
 class EndMessage(Message):
@@ -129,13 +163,27 @@ class AckMessage(Message):
 
 
 class ControlMessage(BaseModel):
-    """What a client may send over the WebSocket."""
+    """What a client may send over the WebSocket: {"action": "pause"}, or {"action": "set", "learning_rate": 0.01},
+    or {"action": "step", "batches": 5}."""
 
     model_config = ConfigDict(extra="forbid")
-    action: Literal["pause", "resume", "stop"]
+    action: Literal["pause", "resume", "stop", "set", "step"]
+    learning_rate: float | None = None
+    l2: float | None = None
+    batch_size: int | None = None
+    momentum: float | None = None
+    dropout: dict[str, float] | None = None  # layer index -> rate
+    batches: int | None = None
 
 
 ServerMessage = Annotated[
-    ProgressMessage | EpochMessage | StateMessage | EndMessage | ErrorMessage | AckMessage,
+    ProgressMessage
+    | EpochMessage
+    | StateMessage
+    | EndMessage
+    | ErrorMessage
+    | AckMessage
+    | ChangeMessage
+    | HealthMessage,
     Field(discriminator="type"),
 ]

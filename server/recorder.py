@@ -14,15 +14,20 @@ import numpy as np
 
 from engine.layers import Dense
 from engine.model import Model
-from engine.trainer import BatchProgress, Dataset, EpochEnd, Event, StateChange
+from engine.steering import AppliedChange
+from engine.trainer import BatchProgress, Dataset, EpochEnd, Event, HealthReport, StateChange
 from server.fanout import LocalFanout
+from server.journal import Journal
 from server.messages import (
+    ChangeMessage,
     ConvView,
     EpochMessage,
     Extras,
     FeatureMapsOut,
+    HealthMessage,
     HistogramOut,
     ImagesOut,
+    LayerHealthOut,
     LayerHistogramsOut,
     MisclassifiedItem,
     MisclassifiedOut,
@@ -50,12 +55,21 @@ class RunRecorder:
     extras_sent_at: float = 0.0
     model: Model | None = None
     on_state: Callable[[str], None] = lambda state: None  # running <-> paused, for the run's live state
+    journal: Journal | None = None  # per-batch points, changes, health, checkpoints
+    checkpoint: Callable[[int], bytes] | None = None  # the trainer's state after an epoch, as bytes
+    checkpoint_budget: int = 0  # bytes of checkpoints kept per run (0: none)
+    step: int = 0  # global batch index of the latest progress point
 
-    def publish_state(self, state: str) -> None:
-        self.fanout.publish(self.run_id, "state", StateMessage(run_id=self.run_id, state=state).encode())
+    def publish_state(self, state: str, step: int | None = None) -> None:
+        message = StateMessage(run_id=self.run_id, state=state, step=step)
+        self.fanout.publish(self.run_id, "state", message.encode())
 
     def on_event(self, event: Event) -> None:
-        if isinstance(event, BatchProgress):
+        if isinstance(event, AppliedChange):
+            self._on_change(event)
+        elif isinstance(event, HealthReport):
+            self._on_health(event)
+        elif isinstance(event, BatchProgress):
             done = (event.epoch - 1) * event.batches + event.batch
             total = self.epochs * event.batches
             elapsed = time.perf_counter() - self.clock
@@ -68,8 +82,12 @@ class RunRecorder:
                 loss=event.loss,
                 learning_rate=event.learning_rate,
                 eta_s=elapsed / done * (total - done) if done else None,
+                step=event.step,
             )
-            self.fanout.publish(self.run_id, "progress", message.encode())
+            self.step = event.step
+            text = message.encode()
+            self._journal("progress point", lambda j: j.add_progress(self.run_id, event.step, text, None))
+            self.fanout.publish(self.run_id, "progress", text)
         elif isinstance(event, EpochEnd):
             self._on_epoch(event)
         elif isinstance(event, StateChange) and event.state in ("running", "paused"):
@@ -78,7 +96,34 @@ class RunRecorder:
                 self.store.update_run(self.run_id, state=event.state)
             except Exception as exc:  # a full disk must not stop training
                 log.warning("could not store the state of %s: %s", self.run_id, exc)
-            self.publish_state(event.state)
+            self.publish_state(event.state, event.step)
+
+    def _journal(self, what: str, write: Callable[[Journal], None]) -> None:
+        if self.journal is None:
+            return
+        try:
+            write(self.journal)
+        except Exception as exc:  # a full disk must not stop training; the run keeps its epochs
+            log.warning("could not store the %s of %s: %s", what, self.run_id, exc)
+
+    def _on_change(self, event: AppliedChange) -> None:
+        message = ChangeMessage(
+            run_id=self.run_id, step=event.step, epoch=event.epoch, name=event.name, old=event.old, new=event.new
+        )
+        text = message.encode()
+        self._journal("change", lambda j: j.add_change(self.run_id, text))
+        self.fanout.publish(self.run_id, "change", text)
+
+    def _on_health(self, event: HealthReport) -> None:
+        message = HealthMessage(
+            run_id=self.run_id,
+            epoch=event.epoch,
+            step=event.step,
+            layers=[LayerHealthOut(**vars(layer)) for layer in event.layers],
+        )
+        text = message.encode()
+        self._journal("health", lambda j: j.set_health(self.run_id, event.step, text))
+        self.fanout.publish(self.run_id, "health", text)
 
     def _on_epoch(self, event: EpochEnd) -> None:
         assert self.model is not None
@@ -109,6 +154,11 @@ class RunRecorder:
             message.conv, message.sample = extras.conv, extras.sample
         message.ended_at = time.time()
         self.fanout.publish(self.run_id, "epoch", message.encode())
+        if self.checkpoint is not None and self.checkpoint_budget > 0:
+            payload = self.checkpoint(event.epoch)
+            self._journal(
+                "checkpoint", lambda j: j.add_checkpoint(self.run_id, event.epoch, payload, self.checkpoint_budget)
+            )
 
 
 def epoch_message(run_id: str, event: EpochEnd) -> EpochMessage:

@@ -8,15 +8,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
+from engine.checkpoint import Checkpoint
 from engine.datasets import DatasetError
 from engine.model import Model
 from engine.trainer import Trainer
@@ -24,48 +23,25 @@ from server.config import RunConfig, check_limits
 from server.data import DataProvider
 from server.executor import ThreadExecutor
 from server.fanout import LocalFanout
+from server.journal import Journal
 from server.messages import EndMessage, StateMessage
 from server.recorder import RunRecorder
 from server.registry import ModelRegistry
 from server.settings import Settings
+from server.steer import ActiveRun, Conflict, NotFound, QueueFull, Steering, new_id
 from server.store import Store
+
+__all__ = ["ActiveRun", "Conflict", "NotFound", "QueueFull", "RunManager", "new_id"]  # defined in server/steer.py
 
 log = logging.getLogger("nnplay.runs")
 
 
-class QueueFull(Exception):
-    pass
-
-
-class NotFound(Exception):
-    pass
-
-
-class Conflict(Exception):
-    pass
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}{secrets.token_hex(5)}"
-
-
-@dataclass
-class ActiveRun:
-    id: str
-    config: RunConfig
-    kind: str
-    state: str = "queued"
-    trainer: Trainer | None = None
-    stop_requested: bool = False
-    pause_requested: bool = False
-    interrupted: bool = False
-
-
-class RunManager:
+class RunManager(Steering):
     def __init__(
         self, settings: Settings, store: Store, data: DataProvider, models: ModelRegistry, fanout: LocalFanout
     ) -> None:
         self.settings, self.store, self.data, self.models, self.fanout = settings, store, data, models, fanout
+        self.journal = Journal(store)
         self.executor = ThreadExecutor()
         self.active: dict[str, ActiveRun] = {}
         self.queue: deque[str] = deque()
@@ -183,13 +159,24 @@ class RunManager:
             run.id, run.config.epochs, self.store, self.fanout, None, self.settings.ws_extras_interval
         )
         recorder.on_state = lambda state: setattr(run, "state", state)
+        recorder.journal, recorder.checkpoint_budget = self.journal, self.settings.checkpoint_budget
         recorder.publish_state("running")
         try:
             recorder.data = self.data.get(run.config.dataset)
             model = Model.build(run.config.model_spec(), seed=run.config.seed)
             trainer = Trainer(model, run.config.train_config(), recorder.data, on_event=recorder.on_event)
-        except (DatasetError, ValueError, MemoryError) as exc:
+            if run.config.start is not None:  # a fork: continue from the other run's checkpoint
+                payload = self.journal.checkpoint(run.config.start.run, run.config.start.epoch)
+                if payload is None:
+                    return (
+                        "failed",
+                        f"no checkpoint after epoch {run.config.start.epoch} of {run.config.start.run}",
+                        None,
+                    )
+                trainer.restore(Checkpoint.from_bytes(payload))
+        except (DatasetError, ValueError, MemoryError, KeyError) as exc:
             return "failed", str(exc), None
+        recorder.checkpoint = lambda epoch: trainer.checkpoint(epoch).to_bytes()
         recorder.model = model
         run.trainer = trainer
         if run.pause_requested:

@@ -7,7 +7,15 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from server.config import RunConfig, StrictModel
-from server.messages import EpochMessage, Extras, FeatureMapsOut
+from server.messages import (
+    ChangeMessage,
+    EpochMessage,
+    Extras,
+    FeatureMapsOut,
+    HealthMessage,
+    ImagesOut,
+    ProgressMessage,
+)
 
 ModelId = Annotated[str, Field(pattern=r"^(default|[rm][0-9a-f]{10})$", description="a model or run id")]
 
@@ -38,6 +46,10 @@ class RunSummary(BaseModel):
 class RunDetail(RunSummary):
     history: list[EpochMessage]  # every epoch, histograms included
     extras: Extras | None  # the latest epoch's bulky views
+    progress: list[ProgressMessage] = []  # the per-batch loss points, as streamed live
+    health: list[HealthMessage] = []  # per-layer health at those points
+    changes: list[ChangeMessage] = []  # live changes, in order, with the batch each applied from
+    checkpoints: list[int] = []  # epochs a fork can start from
 
 
 class SnapshotMessage(BaseModel):
@@ -50,6 +62,16 @@ class SnapshotMessage(BaseModel):
 class ControlAnswer(BaseModel):
     id: str
     state: str
+
+
+class AppliedOut(BaseModel):
+    name: str  # learning_rate, l2, batch_size, momentum or dropout.<layer>
+    value: float
+
+
+class PatchAnswer(BaseModel):
+    id: str
+    queued: list[AppliedOut]  # applied from the next batch; each comes back as a "change" message
 
 
 class LayerRow(BaseModel):
@@ -142,6 +164,33 @@ class PredictRequest(StrictModel):
     image: Annotated[str | None, Field(description="a PNG as a data URL: data:image/png;base64,...")] = None
     pixels: Annotated[list[list[float]] | None, Field(description="28x28 numbers, 0-1 or 0-255, ink high")] = None
     model: Annotated[ModelId | None, Field(description="a model or run id; the default model if absent")] = None
+    explain: Annotated[bool, Field(description="add saliency, integrated gradients, occlusion, activations")] = False
+    target: Annotated[
+        int | None, Field(ge=0, le=9, description="the digit to explain; the predicted one if absent")
+    ] = None
+
+
+class Ranked(BaseModel):
+    digit: int
+    probability: float
+
+
+class LayerActivations(BaseModel):
+    layer: int  # index in the layer list; the output layer is last
+    type: str
+    values: list[float] | None  # a dense layer's units
+    maps: ImagesOut | None  # a conv or pool layer's feature maps
+
+
+class Explanation(BaseModel):
+    target: int  # the digit explained
+    saliency: list[list[float]]  # 28x28, |d p / d input| scaled to 0-1
+    integrated_gradients: list[list[float]]  # 28x28, signed; sums to p(input) - p(blank) up to 32-step quadrature
+    occlusion: list[list[float]]  # 28x28: the drop in p when a 4x4 grey patch covers each place
+    p_input: float  # p(target) for the drawing
+    p_baseline: float  # p(target) for a blank image
+    activations: list[LayerActivations]
+    top3: list[Ranked]
 
 
 class PredictResponse(BaseModel):
@@ -150,3 +199,4 @@ class PredictResponse(BaseModel):
     input: list[list[float]]  # the 28x28 image the network saw, 0-1, ink high
     model: str
     feature_maps: list[FeatureMapsOut] = []  # every conv/pool layer's output for this drawing
+    explanation: Explanation | None = None  # with "explain": true

@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     max_units: Annotated[int, Field(ge=1)] = 2048  # units per hidden layer
     max_parameters: Annotated[int, Field(ge=1)] = 4_000_000  # weights + biases of one network
     max_filters: Annotated[int, Field(ge=1)] = 64  # output channels of one conv layer
+    checkpoint_budget: Annotated[int, Field(ge=0)] = 64 * 1024 * 1024  # bytes of per-epoch checkpoints kept per run
     max_macs: Annotated[int, Field(ge=1)] = 20_000_000  # multiply-adds per sample through the whole network
     max_epochs: Annotated[int, Field(ge=1)] = 200
     max_batch_size: Annotated[int, Field(ge=1)] = 4096

@@ -64,7 +64,8 @@ export const api = {
   control: (id, action) => request('POST', `${runPath(id)}/${action}`),
   deleteRun: (id) => request('DELETE', runPath(id)),
   models: () => request('GET', '/api/models'),
-  predict: (image, model) => request('POST', '/api/predict', model ? { image, model } : { image }),
+  predict: (image, model, explain = false) =>
+    request('POST', '/api/predict', { image, explain, ...(model ? { model } : {}) }),
   modelUrl: (id) => `${runPath(id)}/model`,
 };
 

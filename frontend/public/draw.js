@@ -5,7 +5,7 @@
 
 import { api } from './api.js';
 import { $, el, fmtPct } from './util.js';
-import { drawDigit } from './panels.js';
+import { describeOverlay, drawOverlay, renderFeatureMaps, renderTop3, selectedOverlay } from './explain.js';
 
 const DEBOUNCE_MS = 150;
 const STROKE = 20; // in canvas pixels (280 wide): about 2 MNIST pixels, like the training digits
@@ -32,6 +32,13 @@ export class DrawPad {
         this.clear();
       }
     });
+    for (const radio of document.querySelectorAll('input[name="overlay"]')) {
+      radio.addEventListener('change', () => {
+        describeOverlay();
+        if (this.last) drawOverlay($('pred-input'), this.last.input, this.last.explanation, selectedOverlay());
+      });
+    }
+    describeOverlay();
     this.picker.addEventListener('change', () => {
       this.userPicked = true;
       this.noteModel();
@@ -115,6 +122,9 @@ export class DrawPad {
     }
     const seen = $('pred-input');
     seen.getContext('2d').clearRect(0, 0, seen.width, seen.height);
+    this.last = null;
+    renderTop3($('top3'), null);
+    renderFeatureMaps($('feature-maps'), null);
   }
 
   predictSoon(delay = DEBOUNCE_MS) {
@@ -136,7 +146,7 @@ export class DrawPad {
     this.inFlight = true;
     this.dirty = false;
     try {
-      const result = await api.predict(this.canvas.toDataURL('image/png'), model);
+      const result = await api.predict(this.canvas.toDataURL('image/png'), model, true);
       if (this.hasInk) this.show(result);
     } catch (error) {
       $('pred-text').textContent = `No prediction: ${error.message}`;
@@ -151,14 +161,17 @@ export class DrawPad {
     const p = result.probabilities;
     const best = result.digit;
     $('pred-digit').textContent = String(best);
-    $('pred-text').textContent = `Prediction: ${best} (${fmtPct(p[best], 0)} sure)`;
+    $('pred-text').textContent = `Prediction: ${best} (${fmtPct(p[best], 0)} confidence)`;
     p.forEach((v, d) => {
       const bar = this.bars[d];
       bar.fill.style.width = `${Math.max(0, Math.min(1, v)) * 100}%`;
       bar.value.textContent = fmtPct(v, 0);
       bar.li.classList.toggle('best', d === best);
     });
-    drawDigit($('pred-input'), result.input.flat(), { scale: 255, side: result.input.length });
+    this.last = result;
+    drawOverlay($('pred-input'), result.input, result.explanation, selectedOverlay());
+    renderTop3($('top3'), result.explanation);
+    renderFeatureMaps($('feature-maps'), result.feature_maps);
   }
 
   /** Called with each /api/health answer: when the default model becomes ready, switch to it. */

@@ -14,6 +14,7 @@ from engine.model import Model, ModelFormatError
 from server.admission import PredictionSlots
 from server.config import LimitError, check_spec_limits
 from server.context import AppContext, Ctx
+from server.explaining import explain
 from server.imaging import ImageError, prepare
 from server.recorder import feature_maps
 from server.registry import UnknownModel
@@ -92,6 +93,7 @@ def _predict(body: PredictRequest, ctx: AppContext) -> PredictResponse:
         raise HTTPException(422, f"model {model_id} takes {model.spec.input_size} inputs, not a 28x28 drawing")
     probs = model.probabilities(image.reshape(1, -1))[0]
     probs = np.nan_to_num(probs.astype(np.float64))
+    explanation = explain(model, image, probs, body.target) if body.explain else None
     ctx.predict_times.append(time.perf_counter() - started)
     return PredictResponse(
         digit=int(np.argmax(probs)),
@@ -99,4 +101,5 @@ def _predict(body: PredictRequest, ctx: AppContext) -> PredictResponse:
         input=np.round(image, 4).tolist(),
         model=model_id,
         feature_maps=feature_maps(model, image.reshape(1, -1).astype(model.dtype)),
+        explanation=explanation,
     )

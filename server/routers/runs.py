@@ -7,11 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Response
 from fastapi.responses import FileResponse
 
-from server.config import LimitError, RunConfig
+from engine.steering import ChangeError
+from server.config import ForkRequest, LimitError, RunConfig, RunPatch, StepRequest
 from server.context import AppContext, Ctx
-from server.messages import EpochMessage, Extras
+from server.messages import ChangeMessage, EpochMessage, Extras, HealthMessage, ProgressMessage
 from server.runs import Conflict, NotFound, QueueFull
-from server.schemas import ControlAnswer, RunCreated, RunDetail, RunSummary
+from server.schemas import AppliedOut, ControlAnswer, PatchAnswer, RunCreated, RunDetail, RunSummary
 
 router = APIRouter(prefix="/api/runs", tags=["runs"])
 
@@ -33,10 +34,16 @@ def run_detail(ctx: AppContext, run_id: str) -> RunDetail:
     milliseconds)."""
     summary = run_summary(ctx, run_id)
     extras = ctx.store.extras(run_id)
+    journal = ctx.runs.journal
+    points = journal.progress(run_id)
     return RunDetail(
         **summary.model_dump(),
         history=[EpochMessage.model_validate_json(text) for text in ctx.store.history(run_id)],
         extras=Extras.model_validate_json(extras) if extras else None,
+        progress=[ProgressMessage.model_validate_json(data) for data, _ in points],
+        health=[HealthMessage.model_validate_json(health) for _, health in points if health],
+        changes=[ChangeMessage.model_validate(change) for change in journal.changes(run_id)],
+        checkpoints=journal.checkpoint_epochs(run_id),
     )
 
 
@@ -97,6 +104,54 @@ async def resume_run(run_id: RunId, ctx: Ctx) -> ControlAnswer:
 @router.post("/{run_id}/stop", response_model=ControlAnswer, responses={404: {}, 409: {}})
 async def stop_run(run_id: RunId, ctx: Ctx) -> ControlAnswer:
     return _control(ctx, run_id, "stop")
+
+
+@router.patch("/{run_id}", response_model=PatchAnswer, responses={404: {}, 409: {}, 422: {}})
+async def change_run(run_id: RunId, patch: RunPatch, ctx: Ctx) -> PatchAnswer:
+    """Change learning_rate, l2, batch_size, momentum or a layer's dropout while the run trains or is paused;
+    each applies from the next batch and is recorded (GET /api/runs/{id} lists them under "changes")."""
+    if not patch.items():
+        raise HTTPException(422, "nothing to change: send learning_rate, l2, batch_size, momentum or dropout")
+    try:
+        queued = ctx.runs.change(run_id, patch.items())
+    except NotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    except Conflict as exc:
+        raise HTTPException(409, str(exc)) from None
+    except ChangeError as exc:
+        raise HTTPException(422, str(exc)) from None
+    return PatchAnswer(id=run_id, queued=[AppliedOut(name=n, value=v) for n, v in queued])
+
+
+@router.post("/{run_id}/step", response_model=ControlAnswer, responses={404: {}, 409: {}})
+async def step_run(run_id: RunId, body: StepRequest, ctx: Ctx) -> ControlAnswer:
+    """While paused: train exactly `batches` batches, then pause again."""
+    try:
+        state = ctx.runs.step(run_id, body.batches)
+    except NotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    except Conflict as exc:
+        raise HTTPException(409, str(exc)) from None
+    return ControlAnswer(id=run_id, state=state)
+
+
+@router.post(
+    "/{run_id}/fork", status_code=201, response_model=RunCreated, responses={404: {}, 409: {}, 422: {}, 429: {}}
+)
+async def fork_run(run_id: RunId, body: ForkRequest, ctx: Ctx) -> RunCreated:
+    """A new run from the checkpoint after `epoch`, with `changes` applied from its first batch; with no
+    changes it retraces the original exactly."""
+    try:
+        run = ctx.runs.fork(run_id, body.epoch, body.changes.items())
+    except NotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    except (Conflict, ChangeError) as exc:
+        raise HTTPException(409 if isinstance(exc, Conflict) else 422, str(exc)) from None
+    except LimitError as exc:
+        raise HTTPException(422, str(exc)) from None
+    except QueueFull as exc:
+        raise HTTPException(429, str(exc)) from None
+    return RunCreated(id=run.id, state=run.state)
 
 
 @router.delete("/{run_id}", status_code=204, responses={404: {}, 409: {}})

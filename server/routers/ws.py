@@ -10,6 +10,8 @@ from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 from starlette.websockets import WebSocketState
 
+from engine.steering import ChangeError
+from server.config import RunPatch, StepRequest
 from server.context import AppContext
 from server.fanout import Subscriber
 from server.messages import AckMessage, ControlMessage, EndMessage, ErrorMessage
@@ -19,7 +21,7 @@ from server.schemas import SnapshotMessage
 
 router = APIRouter()
 
-ACTIONS = ("pause", "resume", "stop")
+ACTIONS = ("pause", "resume", "stop", "set", "step")
 
 
 @router.websocket("/ws/runs/{run_id}")
@@ -106,7 +108,19 @@ def _handle_control(ctx: AppContext, run_id: str, text: str) -> AckMessage | Err
     except ValidationError:  # malformed, nested too deep, or not one of the actions
         return ErrorMessage(detail=f'unknown message: send {{"action": one of {list(ACTIONS)}}}')
     try:
-        state = ctx.runs.control(run_id, control.action)
-    except (NotFound, Conflict) as exc:
+        if control.action == "set":  # the same checks as PATCH /api/runs/{id}
+            fields = control.model_dump(include={"learning_rate", "l2", "batch_size", "momentum", "dropout"})
+            patch = RunPatch.model_validate({k: v for k, v in fields.items() if v is not None}, strict=False)
+            if not patch.items():
+                return ErrorMessage(detail="set what? send learning_rate, l2, batch_size, momentum or dropout")
+            ctx.runs.change(run_id, patch.items())
+            state = "changing"
+        elif control.action == "step":
+            state = ctx.runs.step(run_id, StepRequest.model_validate({"batches": control.batches or 1}).batches)
+        else:
+            state = ctx.runs.control(run_id, control.action)
+    except (NotFound, Conflict, ChangeError) as exc:
         return ErrorMessage(detail=str(exc))
+    except ValidationError as exc:
+        return ErrorMessage(detail="; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
     return AckMessage(action=control.action, state=state)

@@ -128,6 +128,18 @@ def shot(page: Page, artifacts: Path, name: str, full_page: bool = True) -> None
     page.screenshot(path=str(artifacts / name), full_page=full_page)
 
 
+def coloured_pixels(page: Page, selector: str) -> int:
+    """Pixels of a canvas whose red, green and blue differ (an overlay's colour, not the grey digit)."""
+    return int(
+        page.evaluate(
+            """(sel) => { const c = document.querySelector(sel); const d = c.getContext('2d')
+                  .getImageData(0, 0, c.width, c.height).data; let n = 0;
+                  for (let i = 0; i < d.length; i += 4) if (Math.abs(d[i] - d[i + 2]) > 30) n++; return n; }""",
+            selector,
+        )
+    )
+
+
 def canvas_ink(page: Page, selector: str) -> int:
     """How many pixels of a canvas are not blank (not transparent and not white)."""
     return int(
@@ -235,11 +247,21 @@ def test_build_train_draw_reload(browser: Browser, live_server: LiveServer, arti
     expect(page.locator("#model-picker option")).to_have_count(1)
     expect(page.locator("#model-note")).to_contain_text("default model")
     draw_seven(page)
-    expect(page.locator("#pred-text")).to_have_text(re.compile(r"^Prediction: \d \(\d+% sure\)$"))
+    expect(page.locator("#pred-text")).to_have_text(re.compile(r"^Prediction: \d \(\d+% confidence\)$"))
     expect(page.locator("#pred-digit")).to_have_text(re.compile(r"^\d$"))
     expect(page.locator("#pred-bars li")).to_have_count(10)
     assert canvas_ink(page, "#pred-input") > 20, "the 28x28 preview of what the network saw is empty"
     predicted = page.locator("#pred-digit").text_content()
+    # why this digit: saliency is the default overlay, coloured over the grey digit; top 3 and one line of text
+    expect(page.locator("#top3 li")).to_have_count(3)
+    expect(page.locator("#top3 li").first).to_have_text(re.compile(rf"^{predicted}: "))
+    expect(page.locator("#explain-text")).to_contain_text("Saliency")
+    assert coloured_pixels(page, "#pred-input") > 5, "no saliency overlay on what the network saw"
+    page.check("input[name=overlay][value=none]")
+    assert coloured_pixels(page, "#pred-input") == 0
+    page.check("input[name=overlay][value=integrated_gradients]")
+    expect(page.locator("#explain-text")).to_contain_text("Integrated gradients")
+    assert coloured_pixels(page, "#pred-input") > 5
     shot(page, artifacts_dir, "05-drawn-1280.png")
     page.click("#btn-clear")
     expect(page.locator("#pred-digit")).to_have_text("?")

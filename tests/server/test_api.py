@@ -334,3 +334,25 @@ def test_the_schema_offers_exactly_what_the_engine_implements() -> None:
     assert literal(RunConfig, "init") == set(INITS)
     assert literal(OptimizerConfig, "name") == set(OPTIMIZERS)
     assert literal(ScheduleConfig, "name") == set(SCHEDULES)
+
+
+def test_predict_explains_a_drawing_with_the_engine_backward_pass(client: TestClient) -> None:
+    run_id = client.post(
+        "/api/runs",
+        json={**SMALL, "layers": [{"type": "conv2d", "filters": 4, "kernel": 3}, {"type": "maxpool2d", "size": 2}]},
+    ).json()["id"]
+    assert wait_for_end(client, run_id)[-1]["state"] == "finished"
+    plain = client.post("/api/predict", json={"image": digit_png(), "model": run_id}).json()
+    assert plain["explanation"] is None
+    assert [m["layer"] for m in plain["feature_maps"]] == [0, 1] and plain["feature_maps"][0]["maps"]["count"] == 4
+    body = client.post("/api/predict", json={"image": digit_png(), "model": run_id, "explain": True}).json()
+    e = body["explanation"]
+    assert e["target"] == body["digit"] and e["top3"][0]["digit"] == body["digit"]
+    for key in ("saliency", "integrated_gradients", "occlusion"):
+        assert np.array(e[key]).shape == (28, 28)
+    assert np.max(e["saliency"]) == pytest.approx(1.0)
+    assert np.sum(e["integrated_gradients"]) == pytest.approx(e["p_input"] - e["p_baseline"], rel=0.05, abs=1e-3)
+    assert [a["type"] for a in e["activations"]] == ["conv2d", "maxpool2d"]
+    other = client.post("/api/predict", json={"image": digit_png(), "model": run_id, "explain": True, "target": 3})
+    assert other.json()["explanation"]["target"] == 3
+    assert client.post("/api/predict", json={"image": digit_png(), "explain": True, "target": 10}).status_code == 422
