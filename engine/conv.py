@@ -302,8 +302,7 @@ class Conv2D(Layer):
             out += bias
             if self.relu:  # in place: out is this call's own array
                 np.maximum(out, 0, out=out)
-        if training:
-            self._out = out
+        self._out = out  # for backward, which also follows inference (engine/explain.py)
         return out
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:

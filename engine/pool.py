@@ -81,10 +81,11 @@ class MaxPool2D(_Pool2D):
         cols = np.maximum(rows[:, :, 0], rows[:, :, 1])  # (N, OH, 2*OW, C): per column of the window
         pairs = cols.reshape(n, out_h, out_w, 2 * c)
         out = np.maximum(pairs[..., :c], pairs[..., c:])
+        self._x, self._out, self._pairs = x, out, None  # after inference, backward takes the general path
         if training:
             top = rows[:, :, 0] >= rows[:, :, 1]
             left = pairs[..., :c] >= pairs[..., c:]
-            self._x, self._out, self._pairs = x, out, (top, left)
+            self._pairs = (top, left)
         return out
 
     def _backward_2x2(self, grad_out: np.ndarray) -> np.ndarray:
