@@ -245,28 +245,53 @@ class Conv2D(Layer):
 
         return fill
 
+    def _col2im_plan(self, g: _Geometry) -> tuple[list[tuple[int, slice, slice, slice, slice, bool]], bool]:
+        """Where each window offset's gradient lands in dX, clipped to the unpadded input: (offset, dX rows,
+        dX columns, output rows, output columns, whether it is the first to touch that region, so it can be
+        written instead of added). Also whether dX must be zeroed first: some pixel is under no window, or an
+        offset that adds also reaches pixels nothing wrote before it."""
+        k, s = self.kernel, self.stride
+        touched = np.zeros((g.h, g.w), bool)
+        plan = []
+        zero = False
+        for i in range(k):
+            oy0, oy1 = max(0, -(-(g.top - i) // s)), min(g.oh, (g.h - 1 + g.top - i) // s + 1)
+            for j in range(k):
+                ox0, ox1 = max(0, -(-(g.left - j) // s)), min(g.ow, (g.w - 1 + g.left - j) // s + 1)
+                if oy0 >= oy1 or ox0 >= ox1:
+                    continue
+                y0, x0 = s * oy0 + i - g.top, s * ox0 + j - g.left
+                ys, xs = slice(y0, y0 + s * (oy1 - oy0 - 1) + 1, s), slice(x0, x0 + s * (ox1 - ox0 - 1) + 1, s)
+                first = not touched[ys, xs].any()
+                zero = zero or not (first or touched[ys, xs].all())
+                touched[ys, xs] = True
+                plan.append((i * k + j, ys, xs, slice(oy0, oy1), slice(ox0, ox1), first))
+        return plan, zero or not touched.all()
+
     def _col2im_dx(
         self, g: _Geometry, f: int, work: dict[str, np.ndarray], dtype: np.dtype
     ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-        """fill(grad block, dx block): the window matrix's gradient G W^T, (B*OH*OW, K*K*C), added back onto
-        the padded input grid window offset by window offset (K*K adds of whole-block strided views), then
-        cropped into dx."""
-        k, s, c = self.kernel, self.stride, g.c
+        """fill(grad block, dx block): the window matrix's gradient G W^T, (B*OH*OW, K*K*C), put back onto dX
+        window offset by window offset (K*K whole-block strided views, clipped to the unpadded input). With a
+        stride of 2 the offsets of each row/column parity cover their pixels of dX, so the first offset of each
+        parity writes and the others add: no zeroing, no padded grid to crop."""
+        k, c = self.kernel, g.c
         weights_t = self.params["W"].reshape(-1, f).T  # (F, K*K*C)
         dcols = self._array(work, "dx_cols", (g.block * g.oh * g.ow, k * k * c), dtype)
-        grid = self._array(work, "dx_grid", (g.block, max(g.hp, g.top + g.h), max(g.wp, g.left + g.w), c), dtype)
-        targets = [
-            grid[:, i : i + (g.oh - 1) * s + 1 : s, j : j + (g.ow - 1) * s + 1 : s] for i in range(k) for j in range(k)
-        ]
+        plan, gaps = self._col2im_plan(g)
 
         def fill(grad: np.ndarray, dx: np.ndarray) -> np.ndarray:
             b = len(grad)
             rows = np.matmul(grad.reshape(-1, f), weights_t, out=dcols[: b * g.oh * g.ow])
             parts = rows.reshape(b, g.oh, g.ow, k * k, c)
-            grid[:b] = 0
-            for t, target in enumerate(targets):
-                target[:b] += parts[:, :, :, t]
-            dx[...] = grid[:b, g.top : g.top + g.h, g.left : g.left + g.w]
+            if gaps:
+                dx[...] = 0
+            for t, ys, xs, oys, oxs, first in plan:
+                target, part = dx[:, ys, xs], parts[:, oys, oxs, t]
+                if first and not gaps:
+                    np.copyto(target, part)
+                else:
+                    np.add(target, part, out=target)
             return dx
 
         return fill
