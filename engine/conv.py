@@ -27,7 +27,7 @@ are written once. Inference uses arrays fresh for each call, so concurrent predi
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -83,6 +83,9 @@ class _Geometry(NamedTuple):
     block: int
 
 
+_Col2imPlan = tuple[list[tuple[int, slice, slice, slice, slice, bool]], bool]
+
+
 class Conv2D(Layer):
     kind = "conv2d"
 
@@ -122,6 +125,7 @@ class Conv2D(Layer):
         self.needs_input_grad = needs_input_grad  # the first layer's input is the data: skip its dX
         self._kept: dict[str, np.ndarray] = {}  # arrays reused between training calls, by name
         self._work: dict[str, np.ndarray] = {}  # _kept in training; a fresh dict per inference call
+        self._cached: dict[tuple[object, ...], object] = {}  # per geometry: views of _kept, col2im plans
         self._x: np.ndarray | None = None
 
     # ---- geometry ------------------------------------------------------------------------------------
@@ -167,7 +171,20 @@ class Conv2D(Layer):
     def _window_matrix(
         self, x: np.ndarray, g: _Geometry, work: dict[str, np.ndarray]
     ) -> Callable[[int, int], np.ndarray]:
-        """fill(lo, hi) writes the window matrix of images lo:hi into a kept array and returns it:
+        """fill(lo, hi) for images lo:hi of x; the views behind it are made once per geometry in training."""
+        if work is not self._kept:
+            make = self._window_matrix_views(g, work, x.dtype)
+        else:
+            key = ("window", g, x.dtype)
+            make = self._cached.get(key)  # type: ignore[assignment]
+            if make is None:
+                make = self._cached[key] = self._window_matrix_views(g, work, x.dtype)
+        return lambda lo, hi: make(x, lo, hi)
+
+    def _window_matrix_views(
+        self, g: _Geometry, work: dict[str, np.ndarray], dtype: np.dtype
+    ) -> Callable[[np.ndarray, int, int], np.ndarray]:
+        """fill(x, lo, hi) writes the window matrix of images lo:hi into a kept array and returns it:
         (B*OH*OW, K*K*C), or on the planar path (K*K + 1, B*Hq*Wq): row (i, j) the padded images shifted by i
         rows and j columns (per phase plane when strided), and a last row of ones. The strided views are built
         once per call, not per block."""
@@ -179,7 +196,7 @@ class Conv2D(Layer):
             # (i, j) is a contiguous slice of a line. Outputs off the crop read past their image (stale or tail
             # values): forward drops them, backward gives them zero gradient.
             q_max = g.block * g.hq * g.wq
-            lines = self._array(work, "line", (s, s, q_max + (k - 1) // s * (g.wq + 1)), x.dtype)
+            lines = self._array(work, "line", (s, s, q_max + (k - 1) // s * (g.wq + 1)), dtype)
             step = lines.strides[2]
             copies = []  # (destination in the planar image, source rows and columns of x) per phase plane
             shifts = []  # (rows of the window matrix, strided view of a line) per phase plane
@@ -194,12 +211,12 @@ class Conv2D(Layer):
                     shape = (len(range(a, k, s)), len(range(b, k, s)), q_max)
                     view = as_strided(lines[a, b], shape, (g.wq * step, step, step), writeable=False)
                     shifts.append(((slice(a, None, s), slice(b, None, s)), view))
-            with_ones = self._array(work, "cols", (k * k + 1, q_max), x.dtype)
+            with_ones = self._array(work, "cols", (k * k + 1, q_max), dtype)
             if with_ones[-1, 0] != 1:  # a row of ones: the bias and its gradient ride in the matrix products
                 with_ones[-1] = 1
             planar = with_ones[:-1].reshape(k, k, q_max)
 
-            def fill_planar(lo: int, hi: int) -> np.ndarray:
+            def fill_planar(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
                 q = (hi - lo) * g.hq * g.wq
                 for dest, ys, xs in copies:
                     dest[: hi - lo] = x[lo:hi, ys, xs, 0]
@@ -210,16 +227,18 @@ class Conv2D(Layer):
             return fill_planar
 
         padded = (g.hp, g.wp) != (g.h, g.w)
-        grid = self._array(work, "grid", (g.block, g.hp, g.wp, g.c), x.dtype) if padded else x
-        interior = grid[:, g.top : g.top + g.h, g.left : g.left + g.w]
-        source = windows(grid, k, self.stride, g.oh, g.ow)
-        cols = self._array(work, "cols", (g.block, g.oh, g.ow, k, k, g.c), x.dtype)
+        grid = self._array(work, "grid", (g.block, g.hp, g.wp, g.c), dtype) if padded else None
+        interior = grid[:, g.top : g.top + g.h, g.left : g.left + g.w] if grid is not None else None
+        source = windows(grid, k, self.stride, g.oh, g.ow) if grid is not None else None
+        cols = self._array(work, "cols", (g.block, g.oh, g.ow, k, k, g.c), dtype)
 
-        def fill(lo: int, hi: int) -> np.ndarray:
+        def fill(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
             b = hi - lo
-            if padded:
+            if interior is not None and source is not None:
                 interior[:b] = x[lo:hi]
-            np.copyto(cols[:b], source[:b] if padded else source[lo:hi])
+                np.copyto(cols[:b], source[:b])
+            else:
+                np.copyto(cols[:b], windows(x[lo:hi], k, self.stride, g.oh, g.ow))
             return cols[:b].reshape(b * g.oh * g.ow, -1)
 
         return fill
@@ -245,7 +264,7 @@ class Conv2D(Layer):
 
         return fill
 
-    def _col2im_plan(self, g: _Geometry) -> tuple[list[tuple[int, slice, slice, slice, slice, bool]], bool]:
+    def _col2im_plan(self, g: _Geometry) -> _Col2imPlan:
         """Where each window offset's gradient lands in dX, clipped to the unpadded input: (offset, dX rows,
         dX columns, output rows, output columns, whether it is the first to touch that region, so it can be
         written instead of added). Also whether dX must be zeroed first: some pixel is under no window, or an
@@ -278,7 +297,9 @@ class Conv2D(Layer):
         k, c = self.kernel, g.c
         weights_t = self.params["W"].reshape(-1, f).T  # (F, K*K*C)
         dcols = self._array(work, "dx_cols", (g.block * g.oh * g.ow, k * k * c), dtype)
-        plan, gaps = self._col2im_plan(g)
+        if ("col2im", g) not in self._cached:
+            self._cached["col2im", g] = self._col2im_plan(g)
+        plan, gaps = cast(_Col2imPlan, self._cached["col2im", g])
 
         def fill(grad: np.ndarray, dx: np.ndarray) -> np.ndarray:
             b = len(grad)

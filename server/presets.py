@@ -104,18 +104,19 @@ PRESETS.append(
     Preset(
         name="cnn",
         description=(
-            "A small convolutional network that strides instead of pooling: conv 16@5x5 stride 2 -> conv 32@3x3 "
-            "stride 2 -> 128 ReLU units -> 10 outputs, Adam with a cosine schedule. Each filter is shared across "
-            "the whole image, so it learns strokes wherever they are: about 99.1% in 4 epochs."
+            "A small convolutional network that strides instead of pooling: conv 16@5x5 stride 2 (28x28 -> "
+            "14x14) -> conv 32@3x3 stride 2, valid (-> 6x6) -> 128 ReLU units -> 10 outputs; Adam (beta2 0.99) "
+            "with a cosine schedule, 4 epochs. Each filter is shared across the whole image, so it learns strokes "
+            "wherever they are: about 99.0-99.1% in some 15 seconds."
         ),
         config=RunConfig(
             name="cnn",
             layers=[
                 Conv2DConfig(type="conv2d", filters=16, kernel=5, stride=2),
-                Conv2DConfig(type="conv2d", filters=32, kernel=3, stride=2),
+                Conv2DConfig(type="conv2d", filters=32, kernel=3, stride=2, padding="valid"),
                 DenseConfig(units=128),
             ],
-            optimizer=OptimizerConfig(name="adam"),
+            optimizer=OptimizerConfig(name="adam", beta2=0.99),
             learning_rate=3e-3,
             schedule=ScheduleConfig(name="cosine"),
             batch_size=128,
