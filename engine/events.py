@@ -66,7 +66,17 @@ class HealthReport:
     layers: list[LayerHealth]
 
 
-Event = BatchProgress | EpochEnd | StateChange | RunEnd | AppliedChange | HealthReport
+@dataclass(frozen=True)
+class Tick:
+    """Every ``tick_every`` seconds of training, before training starts, whenever the run pauses and at its end:
+    a moment to look at the model (from the training thread, so it is never mid-step)."""
+
+    step: int  # batches trained so far
+    epoch: int  # epochs finished
+    reason: str = "interval"  # "start", "interval", "pause" or "end"
+
+
+Event = BatchProgress | EpochEnd | StateChange | RunEnd | AppliedChange | HealthReport | Tick
 
 
 def layer_histograms(index: int, layer: Layer, bins: int) -> LayerHistograms:

@@ -40,7 +40,11 @@ class MeanSquaredError(Loss):
         self, z: np.ndarray, a: np.ndarray, labels: np.ndarray, activation: Activation
     ) -> tuple[float, np.ndarray]:
         n = labels.shape[0]
-        diff = a - one_hot(labels, a.shape[1], a.dtype)
+        # integer labels are classes (one-hot targets); float labels are regression targets, one row each
+        target = (
+            labels.reshape(n, -1).astype(a.dtype) if labels.dtype.kind == "f" else one_hot(labels, a.shape[1], a.dtype)
+        )
+        diff = a - target
         loss = 0.5 * float(np.einsum("ij,ij->", diff, diff)) / n
         return loss, activation.backward(z, a, diff / n)
 

@@ -18,14 +18,18 @@ OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
 
 
 class Optimizer:
-    def __init__(self, params: list[tuple[np.ndarray, np.ndarray]], lr: float, l2: float = 0.0) -> None:
+    def __init__(
+        self, params: list[tuple[np.ndarray, np.ndarray]], lr: float, l2: float = 0.0, l1: float = 0.0
+    ) -> None:
         if not (np.isfinite(lr) and lr > 0):
             raise ValueError(f"learning rate must be a positive finite number, got {lr}")
-        if not (np.isfinite(l2) and l2 >= 0):
-            raise ValueError(f"l2 must be a non-negative finite number, got {l2}")
+        for name, value in (("l2", l2), ("l1", l1)):
+            if not (np.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a non-negative finite number, got {value}")
         self.params = params  # the (param, grad) contract, as given
         self.lr = lr
         self.l2 = l2
+        self.l1 = l1  # may change between steps, like l2 (a live playground)
         self.t = 0  # steps taken
         flat = find_flat(params)
         # what update() runs on: the two flat buffers, or each pair; and how many leading elements L2 decays
@@ -37,12 +41,13 @@ class Optimizer:
     def step(self) -> None:
         self.t += 1
         for i, (p, g) in enumerate(self.groups):
-            if self.l2 and self.decayed[i]:
+            if (self.l2 or self.l1) and self.decayed[i]:
                 g = self._with_decay(i, p, g)
             self.update(i, p, g)
 
     def _with_decay(self, i: int, p: np.ndarray, g: np.ndarray) -> np.ndarray:
-        """g + l2 p on the decayed part, g elsewhere, in a buffer of its own (the layer's gradient stays as is)."""
+        """g + l2 p + l1 sign(p) on the weights' part, g elsewhere, in a buffer of its own (the layer's gradient
+        stays as is); sign(0) = 0 is the subgradient of l1 |w| at 0."""
         buf = self._decay_buffers[i]
         if buf is None:
             buf = self._decay_buffers[i] = np.empty_like(g)
@@ -50,6 +55,8 @@ class Optimizer:
         flat_p, flat_g, flat_buf = p.reshape(-1), g.reshape(-1), buf.reshape(-1)
         np.multiply(flat_p[:n], self.l2, out=flat_buf[:n])
         flat_buf[:n] += flat_g[:n]
+        if self.l1:
+            flat_buf[:n] += self.l1 * np.sign(flat_p[:n])
         flat_buf[n:] = flat_g[n:]
         return buf
 
@@ -67,8 +74,9 @@ class SGD(Optimizer):
         momentum: float = 0.0,
         nesterov: bool = False,
         l2: float = 0.0,
+        l1: float = 0.0,
     ) -> None:
-        super().__init__(params, lr, l2)
+        super().__init__(params, lr, l2, l1)
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1), got {momentum}")
         if nesterov and momentum == 0:
@@ -110,8 +118,9 @@ class Adam(Optimizer):
         beta2: float = 0.999,
         eps: float = 1e-8,
         l2: float = 0.0,
+        l1: float = 0.0,
     ) -> None:
-        super().__init__(params, lr, l2)
+        super().__init__(params, lr, l2, l1)
         for name, beta in (("beta1", beta1), ("beta2", beta2)):
             if not 0.0 <= beta < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {beta}")
@@ -150,13 +159,14 @@ def make_optimizer(
     beta2: float = 0.999,
     eps: float = 1e-8,
     l2: float = 0.0,
+    l1: float = 0.0,
 ) -> Optimizer:
     if name == "sgd":
-        return SGD(params, lr, l2=l2)
+        return SGD(params, lr, l2=l2, l1=l1)
     if name == "momentum":
-        return SGD(params, lr, momentum=momentum, l2=l2)
+        return SGD(params, lr, momentum=momentum, l2=l2, l1=l1)
     if name == "nesterov":
-        return SGD(params, lr, momentum=momentum, nesterov=True, l2=l2)
+        return SGD(params, lr, momentum=momentum, nesterov=True, l2=l2, l1=l1)
     if name == "adam":
-        return Adam(params, lr, beta1, beta2, eps, l2=l2)
+        return Adam(params, lr, beta1, beta2, eps, l2=l2, l1=l1)
     raise ValueError(f"unknown optimizer {name!r}; choose one of {list(OPTIMIZERS)}")

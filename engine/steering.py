@@ -13,6 +13,7 @@ from dataclasses import dataclass
 BOUNDS: dict[str, tuple[float, float, bool]] = {
     "learning_rate": (1e-8, 1000.0, False),
     "l2": (0.0, 10.0, False),
+    "l1": (0.0, 10.0, False),
     "batch_size": (1, 1_000_000, True),
     "momentum": (0.0, 0.999, False),
     "dropout": (0.0, 0.9, False),

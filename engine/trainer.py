@@ -21,6 +21,7 @@ from engine.events import (
     LayerHistograms,
     RunEnd,
     StateChange,
+    Tick,
     layer_histograms,
 )
 from engine.health import measure, weights_before
@@ -41,6 +42,7 @@ __all__ = [  # the events are defined in engine/events.py and re-exported: calle
     "LayerHistograms",
     "RunEnd",
     "StateChange",
+    "Tick",
     "TrainConfig",
     "Trainer",
 ]
@@ -60,6 +62,7 @@ class TrainConfig:
     step_size: int = 5  # epochs between decays for the "step" schedule
     gamma: float = 0.5  # decay factor for the "step" schedule
     l2: float = 0.0  # weight decay coefficient on weight matrices (not biases)
+    l1: float = 0.0  # L1 penalty coefficient on weight matrices (not biases)
     label_smoothing: float = 0.0  # softmax cross-entropy trains towards (1 - eps) one-hot + eps / classes
     seed: int = 0  # one integer makes the whole run reproducible, bit for bit
     train_subset: int | None = None  # train on this many samples (a seeded random subset); None = all
@@ -69,6 +72,7 @@ class TrainConfig:
     divergence_factor: float = 1e3  # a batch loss this many times the first batch's (or non-finite) = diverged
     health: bool = True  # per-layer health statistics at every progress tick
     replay: tuple[Change, ...] = ()  # changes to apply at their recorded batch indices (a run reproduced)
+    tick_every: float = 0.0  # seconds between Tick events (live pictures of the model); 0 = none
 
 
 @dataclass
@@ -111,7 +115,7 @@ class Trainer:
             for layer, i in zip(self.model.layers, self.model.spec_index, strict=True)
             if isinstance(layer, Dropout)
         }
-        hyper = {"learning_rate": c.learning_rate, "l2": c.l2, "batch_size": c.batch_size}
+        hyper = {"learning_rate": c.learning_rate, "l2": c.l2, "l1": c.l1, "batch_size": c.batch_size}
         if c.optimizer != "adam":  # Adam has no momentum to change (its beta1 is not one)
             hyper["momentum"] = c.momentum if c.optimizer != "sgd" else 0.0
         self.controls = Controls({**hyper, **{f"dropout.{i}": d.rate for i, d in self.dropouts.items()}}, c.replay)
@@ -125,6 +129,7 @@ class Trainer:
             beta1=c.beta1,
             beta2=c.beta2,
             l2=c.l2,
+            l1=c.l1,
         )
 
     # ---- control, from any thread --------------------------------------------------------------
@@ -139,10 +144,16 @@ class Trainer:
         self._stop.set()
         self._resume.set()  # a paused run must wake up to notice it was stopped
 
-    def step(self, batches: int) -> None:
+    def step(self, batches: int = 1) -> None:
         """Train exactly `batches` batches, then pause again (from a paused run)."""
-        self.controls.steps_left = batches
+        self.controls.steps_left = max(1, batches)
         self._resume.set()
+
+    def set_rates(self, learning_rate: float | None = None, l1: float | None = None, l2: float | None = None) -> None:
+        """Live learning rate and regularisation, from the next batch (recorded like any change)."""
+        for name, value in (("learning_rate", learning_rate), ("l1", l1), ("l2", l2)):
+            if value is not None:
+                self.controls.request(name, value)
 
     # ---- checkpoints --------------------------------------------------------------------------------
 
@@ -188,6 +199,8 @@ class Trainer:
         # over/invalid/divide are expected from a diverging run and checked after each batch
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             end = self._epochs()
+            if self.config.tick_every > 0:
+                self.on_event(Tick(self.step_count, self.epochs_done, "end"))
         self._set_state(end.state)
         self.on_event(end)
         return end
@@ -196,8 +209,8 @@ class Trainer:
         """Between batches: changes due from this batch on, into the optimizer and dropout layers."""
         for change in self.controls.due(self.step_count, epoch):
             name, hyper = change.name, self.controls.hyper
-            if name == "l2":
-                self.optimizer.l2 = hyper["l2"]
+            if name in ("l1", "l2"):
+                setattr(self.optimizer, name, hyper[name])
             elif name == "momentum":
                 setattr(self.optimizer, "momentum", hyper["momentum"])  # noqa: B010 - SGD's, not the base class's
             elif name.startswith("dropout."):
@@ -212,6 +225,9 @@ class Trainer:
         predicted = np.empty(n, np.intp)  # each batch's predictions, scored once at the epoch's end
         first_loss: float | None = None
         last_report = time.perf_counter()  # not reset per epoch: short epochs still report progress
+        ticking, last_tick = c.tick_every > 0, last_report
+        if ticking:
+            self.on_event(Tick(self.step_count, self.epochs_done, "start"))
         for epoch in range(self.start_epoch, c.epochs + 1):
             started = time.perf_counter()
             snapshot = [p.copy() for p, _ in model.parameters()]  # the last weights known to be finite
@@ -220,6 +236,8 @@ class Trainer:
             lo, b = 0, 0  # a sample cursor, not a batch index: the batch size may change between batches
             while lo < n:
                 if not self._resume.is_set():
+                    if ticking:
+                        self.on_event(Tick(self.step_count, self.epochs_done, "pause"))
                     self._set_state("paused")
                     paused_at = time.perf_counter()
                     self._resume.wait()
@@ -266,6 +284,9 @@ class Trainer:
                     if before is not None:
                         self.on_event(HealthReport(epoch, self.step_count, measure(model, before)))
                     window_loss, window_batches, last_report = 0.0, 0, now
+                if ticking and now - last_tick >= c.tick_every:
+                    self.on_event(Tick(self.step_count, self.epochs_done, "interval"))
+                    last_tick = time.perf_counter()  # the tick's own work is not counted as training
                 if controls.steps_left is not None:
                     controls.steps_left -= 1
                     if controls.steps_left <= 0:
@@ -284,19 +305,20 @@ class Trainer:
     def _epoch_end(self, epoch: int, started: float, train_loss: float, train_acc: float) -> EpochEnd:
         c, d, model = self.config, self.data, self.model
         test_loss, predicted = model.evaluate(d.x_test, d.y_test)  # under run()'s errstate; finiteness checked
-        wrong = np.flatnonzero(predicted != d.y_test)[: c.misclassified_kept]
+        regression = d.y_test.dtype.kind == "f"  # float targets: no classes, no accuracy, no confusion matrix
+        wrong = np.flatnonzero(predicted != d.y_test)[: c.misclassified_kept] if not regression else np.zeros(0, int)
         bins = c.histogram_bins
         hists = [layer_histograms(i, layer, bins) for i, layer in model.owners.items()] if bins > 0 else []
         return EpochEnd(
             epoch=epoch,
             epochs=c.epochs,
             train_loss=train_loss,
-            train_accuracy=train_acc,
+            train_accuracy=train_acc if not regression else 0.0,
             test_loss=test_loss,
-            test_accuracy=accuracy(predicted, d.y_test),
+            test_accuracy=accuracy(predicted, d.y_test) if not regression else 0.0,
             seconds=time.perf_counter() - started,
             learning_rate=self._lr(epoch),
             histograms=hists,
-            confusion=confusion_matrix(predicted, d.y_test, model.spec.output.units).tolist(),
+            confusion=[] if regression else confusion_matrix(predicted, d.y_test, model.spec.output.units).tolist(),
             misclassified=[(int(i), int(d.y_test[i]), int(predicted[i])) for i in wrong],
         )

@@ -27,7 +27,8 @@ from server.admission import PredictionSlots
 from server.auth import TokenGuard, ensure_token, token_url
 from server.context import AppContext
 from server.messages import ControlMessage, ServerMessage
-from server.routers import meta, models, runs, ws
+from server.owners import OwnerCookie
+from server.routers import meta, models, playground, runs, ws
 from server.schemas import SnapshotMessage
 from server.security import SiteGuard
 from server.settings import Settings, get_settings
@@ -232,7 +233,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             headers["Allow"] = ", ".join(sorted(methods))
         return JSONResponse(status_code=exc.status_code, content={"detail": exc.detail}, headers=headers)
 
-    for router in (meta.router, runs.router, models.router, ws.router):
+    for router in (meta.router, runs.router, models.router, playground.router, ws.router):
         app.include_router(router)
 
     vendor = settings.frontend_dir / "node_modules"
@@ -259,8 +260,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.router.routes.append(UIMount("/", app=ui, name="ui"))
 
     _document_messages(app)
-    # outermost last: security headers on every answer, then Host/Origin/type, then the token, then the body
+    # outermost last: security headers on every answer, then Host/Origin/type, then the token, the owner, the body
     app.add_middleware(BodyLimit, settings=settings)
+    app.add_middleware(OwnerCookie, settings=settings)
     app.add_middleware(TokenGuard, settings=settings)
     app.add_middleware(SiteGuard, settings=settings)
     app.add_middleware(SecurityHeaders)

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
-from engine.datasets import REGISTRY, DatasetInfo
+from engine.datasets import REGISTRY, DatasetInfo, toy
 from engine.spec import (
     BatchNormSpec,
     Conv2DSpec,
@@ -106,6 +106,10 @@ class Architecture(StrictModel):
     output_activation: OutputActivation = "softmax"
     loss: Loss = "cross_entropy"
     init: Literal["he", "xavier", "naive"] = "he"
+    data: Annotated[
+        dict[str, Any] | None,
+        Field(description="the data set's options (GET /api/datasets lists them and their bounds); MNIST takes none"),
+    ] = None
 
     @field_validator("dataset")
     @classmethod
@@ -116,6 +120,9 @@ class Architecture(StrictModel):
 
     @model_validator(mode="after")
     def _network_fits(self) -> Architecture:
+        check_data_options(self.dataset_info, self.data)
+        if self.dataset_info.task == "regression" and (self.output_activation != "linear" or self.loss != "mse"):
+            raise ValueError(f"{self.dataset} is a regression: it needs a linear output and the mse loss")
         if self.loss == "cross_entropy" and self.output_activation == "linear":
             raise ValueError("cross_entropy needs a softmax or sigmoid output activation")
         try:
@@ -130,8 +137,9 @@ class Architecture(StrictModel):
 
     def model_spec(self) -> ModelSpec:
         info = self.dataset_info
+        shape = info.input_shape if info.input_shape_for is None else info.input_shape_for(self.data or {})
         return ModelSpec(
-            input_shape=info.input_shape,
+            input_shape=shape,
             layers=tuple(_layer_spec(layer) for layer in self.layers),
             output=OutputSpec(info.classes, self.output_activation),
             loss=self.loss,
@@ -163,7 +171,7 @@ class ScheduleConfig(StrictModel):
 
 class ChangeIn(StrictModel):
     step: Annotated[int, Field(ge=0, description="global batch index the change applies from")]
-    name: Annotated[str, Field(pattern=r"^(learning_rate|l2|batch_size|momentum|dropout\.\d{1,3})$")]
+    name: Annotated[str, Field(pattern=r"^(learning_rate|l1|l2|batch_size|momentum|dropout\.\d{1,3})$")]
     value: Annotated[float, Field(ge=0.0, le=1_000_000.0)]
 
 
@@ -183,6 +191,8 @@ class RunConfig(Architecture):
     label_smoothing: Annotated[
         float, Field(ge=0.0, le=0.5, description="softmax cross-entropy only: eps of the (1 - eps, eps/K) target")
     ] = 0.0
+    l1: Annotated[float, Field(ge=0.0, le=10.0, description="L1 penalty on weights")] = 0.0
+    start_paused: Annotated[bool, Field(description="wait paused before the first batch (to step through it)")] = False
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
     train_subset: Annotated[int | None, Field(ge=1, description="samples; null = all")] = None
     replay: Annotated[
@@ -197,6 +207,8 @@ class RunConfig(Architecture):
         if self.label_smoothing and not (self.loss == "cross_entropy" and self.output_activation == "softmax"):
             raise ValueError("label_smoothing needs cross_entropy on a softmax output")
         size = self.dataset_info.train_size
+        if self.dataset_info.name in toy.GENERATORS:
+            _, size, _ = toy.split_sizes(self.data)
         if size is not None and self.train_subset is not None and self.train_subset > size:
             raise ValueError(f"train_subset is larger than the {size} training samples of {self.dataset}")
         if self.batch_size > (self.train_subset or size or self.batch_size):
@@ -220,8 +232,40 @@ class RunConfig(Architecture):
             label_smoothing=self.label_smoothing,
             seed=self.seed,
             train_subset=self.train_subset,
+            l1=self.l1,
             replay=tuple(Change(c.step, c.name, c.value) for c in self.replay),
+            **(TOY_TRAINING if self.dataset in toy.GENERATORS else {}),
         )
+
+
+# Generated 2-D sets: pictures every 40 ms (server/frames.py), no histograms (nothing draws them in 2-D mode and
+# they would cost more than a toy epoch's training)
+TOY_TRAINING: dict[str, Any] = {"tick_every": 0.04, "histogram_bins": 0}
+
+
+def check_data_options(info: DatasetInfo, data: dict[str, Any] | None) -> None:
+    """A run's ``data`` against its data set's declared options: names, types and bounds."""
+    declared = {o.name: o for o in info.options}
+    unknown = sorted(set(data or {}) - set(declared))
+    if unknown:
+        allowed = f"one of {sorted(declared)}" if declared else "none"
+        raise ValueError(f"data: unknown option(s) {unknown} for {info.name}; it takes {allowed}")
+    for name, value in (data or {}).items():
+        option = declared[name]
+        if option.choices:
+            if not isinstance(value, list) or not value or not all(v in option.choices for v in value):
+                raise ValueError(f"data.{name} must be a non-empty list of {list(option.choices)}")
+            if len(set(value)) != len(value):
+                raise ValueError(f"data.{name} names a choice twice")
+            continue
+        is_int = isinstance(option.default, int)
+        ok_type = isinstance(value, int) if is_int else isinstance(value, int | float)
+        if isinstance(value, bool) or not ok_type:
+            raise ValueError(f"data.{name} must be {'an integer' if is_int else 'a number'}")
+        if (option.minimum is not None and value < option.minimum) or (
+            option.maximum is not None and value > option.maximum
+        ):
+            raise ValueError(f"data.{name} must be between {option.minimum:g} and {option.maximum:g}")
 
 
 class LimitError(ValueError):
@@ -252,8 +296,9 @@ def check_spec_limits(spec: ModelSpec, settings: Settings) -> None:
 def check_limits(config: RunConfig, settings: Settings) -> None:
     """Called before any array is allocated."""
     check_spec_limits(config.model_spec(), settings)
+    epochs_limit = "max_toy_epochs" if config.dataset in toy.GENERATORS else "max_epochs"
     for limit, value, maximum, what in (
-        ("max_epochs", config.epochs, settings.max_epochs, "epochs"),
+        (epochs_limit, config.epochs, getattr(settings, epochs_limit), "epochs"),
         ("max_batch_size", config.batch_size, settings.max_batch_size, "batch size"),
     ):
         if value > maximum:
@@ -265,6 +310,7 @@ class RunPatch(StrictModel):
 
     learning_rate: Annotated[float | None, Field(gt=0.0, le=1000.0)] = None
     l2: Annotated[float | None, Field(ge=0.0, le=10.0)] = None
+    l1: Annotated[float | None, Field(ge=0.0, le=10.0)] = None
     batch_size: Annotated[int | None, Field(ge=1, le=1_000_000)] = None
     momentum: Annotated[float | None, Field(ge=0.0, lt=1.0)] = None
     dropout: Annotated[
@@ -276,7 +322,7 @@ class RunPatch(StrictModel):
         """(engine name, value) for every field set."""
         out: list[tuple[str, float]] = [
             (name, float(value))
-            for name in ("learning_rate", "l2", "batch_size", "momentum")
+            for name in ("learning_rate", "l1", "l2", "batch_size", "momentum")
             if (value := getattr(self, name)) is not None
         ]
         out += [(f"dropout.{layer}", rate) for layer, rate in (self.dropout or {}).items()]

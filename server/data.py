@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 from engine.datasets import REGISTRY, DatasetError, get_dataset
 from engine.trainer import Dataset
@@ -25,8 +26,11 @@ class DataProvider:
             return "ready"
         return "fetching" if name in self.fetching else "missing"
 
-    def get(self, name: str) -> Dataset:
-        """The arrays (loading them on first use, from a training thread: this may take seconds)."""
+    def get(self, name: str, options: dict[str, Any] | None = None) -> Dataset:
+        """The arrays (loading them on first use, from a training thread: this may take seconds). A data set
+        with options (the generated 2-D sets) is made per run, in milliseconds, and not kept."""
+        if options or get_dataset(name).options:
+            return get_dataset(name).load(self.data_dir, options or {})
         with self._lock:
             if name not in self._loaded:
                 self._loaded[name] = get_dataset(name).load(self.data_dir, {})

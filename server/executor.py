@@ -10,12 +10,14 @@ one thread and 9-41 s on two; one epoch of the cnn preset 5.0 s against 56 s."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Callable
 
 from threadpoolctl import threadpool_limits
 
 BLAS_THREADS = 1  # per run, whatever the number of cores (see the module's docstring)
+log = logging.getLogger("nnplay.runs")
 
 
 class ThreadExecutor:
@@ -27,7 +29,7 @@ class ThreadExecutor:
         thread = threading.Thread(target=self._run, args=(run_id, job), name=f"run-{run_id}", daemon=True)
         self.threads[run_id] = thread
         try:
-            self.rebalance()
+            self.balance_quietly()
             thread.start()
         except BaseException:
             self.threads.pop(run_id, None)
@@ -38,6 +40,14 @@ class ThreadExecutor:
             job()
         finally:
             self.threads.pop(run_id, None)
+
+    def balance_quietly(self) -> None:
+        """Rebalance if possible: threadpoolctl reads /proc/self/maps, which fails when the process is out of
+        descriptors; the run then trains with the BLAS threads as they are rather than not at all."""
+        try:
+            self.rebalance()
+        except OSError as exc:
+            log.warning("could not set the BLAS threads: %s", exc)
 
     def rebalance(self) -> None:
         threadpool_limits(limits=BLAS_THREADS, user_api="blas")

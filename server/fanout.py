@@ -19,6 +19,7 @@ class Subscriber:
         self.queued_bytes = 0
         self.queue: deque[str] = deque()
         self.progress: str | None = None
+        self.frame: str | None = None  # the newest live picture (2-D runs): merges like progress
         self.wake = asyncio.Event()
         self.overflowed = False
         self.closed = False
@@ -27,6 +28,8 @@ class Subscriber:
     def push(self, kind: str, text: str) -> None:
         if kind == "progress":
             self.progress = text
+        elif kind == "frame":
+            self.frame = text
         else:
             if kind == "epoch":
                 self.progress = None  # progress of a finished epoch is stale
@@ -38,7 +41,7 @@ class Subscriber:
         self.wake.set()
 
     def pending(self) -> bool:
-        return bool(self.queue) or self.progress is not None
+        return bool(self.queue) or self.progress is not None or self.frame is not None
 
     def close(self, code: int = 1000) -> None:
         self.closed = True
@@ -48,7 +51,10 @@ class Subscriber:
     async def drain(self) -> list[str]:
         await self.wake.wait()
         self.wake.clear()
-        out = list(self.queue)
+        # the newest frame goes first: a run's last picture must reach the client before its "end"
+        out = [] if self.frame is None else [self.frame]
+        self.frame = None
+        out += self.queue
         self.queue.clear()
         self.queued_bytes = 0
         if self.progress is not None:
@@ -64,6 +70,12 @@ class LocalFanout:
         self.queue_size, self.queue_bytes = queue_size, queue_bytes
         self.loop: asyncio.AbstractEventLoop | None = None
         self.subscribers: dict[str, set[Subscriber]] = {}
+        self.latest_frame: dict[str, str] = {}  # per active run: what a new watcher sees first
+
+    def wants_frame(self, run_id: str) -> bool:
+        """From any thread: whether a watcher has sent its last frame on (live pictures are drawn only for
+        someone, and never faster than the quickest watcher takes them)."""
+        return any(sub.frame is None for sub in list(self.subscribers.get(run_id, ())))
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -72,6 +84,9 @@ class LocalFanout:
         sub = Subscriber(self.queue_size, self.queue_bytes)
         self.subscribers.setdefault(run_id, set()).add(sub)
         return sub
+
+    def watchers(self, run_id: str) -> int:
+        return len(self.subscribers.get(run_id, ()))
 
     def unsubscribe(self, run_id: str, sub: Subscriber) -> None:
         subs = self.subscribers.get(run_id)
@@ -88,11 +103,14 @@ class LocalFanout:
 
     def push(self, run_id: str, kind: str, text: str) -> None:
         """On the loop."""
+        if kind == "frame":
+            self.latest_frame[run_id] = text
         for sub in self.subscribers.get(run_id, ()):
             sub.push(kind, text)
 
     def close(self, run_id: str, last: list[tuple[str, str]], code: int = 1000) -> None:
         """On the loop: the final messages, then every client of the run is closed once its outbox is sent."""
+        self.latest_frame.pop(run_id, None)
         for sub in self.subscribers.pop(run_id, set()):
             for kind, text in last:
                 sub.push(kind, text)

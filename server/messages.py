@@ -135,6 +135,24 @@ class HealthMessage(Message):
     layers: list[LayerHealthOut]
 
 
+class FrameMessage(Message):
+    """A live picture of a 2-D run (server/frames.py), about 25 a second while someone watches. Like progress it
+    merges: a slow client gets the newest frame, never a queue of old ones."""
+
+    type: Literal["frame"] = "frame"
+    step: int  # optimizer steps taken
+    epoch: int  # epochs finished
+    train_loss: float | None  # over the whole training set, now
+    test_loss: float | None
+    grid: int  # the raster's side: grid x grid over [-6, 6]^2, row 0 at x2 = +6, column 0 at x1 = -6
+    output: str  # base64 of grid*grid uint8: 0 = class 0 (or the low end, -1), 255 = class 1 (or +1)
+    neurons: list[list[str]]  # per hidden layer, per neuron: the same raster, 128 = 0, 0/255 = -/+ its scale
+    weights: list[list[list[float]]]  # per dense layer (the output layer last): W as rows of inputs
+    learning_rate: float  # the base learning rate in force (it changes live)
+    l1: float
+    l2: float
+
+
 class StateMessage(Message):
     type: Literal["state"] = "state"
     run_id: str
@@ -166,19 +184,23 @@ class ControlMessage(BaseModel):
     """What a client may send over the WebSocket: {"action": "pause"}, or {"action": "set", "learning_rate": 0.01},
     or {"action": "step", "batches": 5}."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     action: Literal["pause", "resume", "stop", "set", "step"]
+    batches: Annotated[int | None, Field(ge=1, le=1000, description="step: batches to train, then pause")] = None
+    steps: Annotated[int | None, Field(ge=1, le=1000, description="the same as batches (the 2-D page's name)")] = None
+    # set: from the next batch (any left out stays)
     learning_rate: float | None = None
+    l1: float | None = None
     l2: float | None = None
     batch_size: int | None = None
     momentum: float | None = None
     dropout: dict[str, float] | None = None  # layer index -> rate
-    batches: int | None = None
 
 
 ServerMessage = Annotated[
     ProgressMessage
     | EpochMessage
+    | FrameMessage
     | StateMessage
     | EndMessage
     | ErrorMessage

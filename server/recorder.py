@@ -15,8 +15,9 @@ import numpy as np
 from engine.layers import Dense
 from engine.model import Model
 from engine.steering import AppliedChange
-from engine.trainer import BatchProgress, Dataset, EpochEnd, Event, HealthReport, StateChange
+from engine.trainer import BatchProgress, Dataset, EpochEnd, Event, HealthReport, StateChange, Tick, Trainer
 from server.fanout import LocalFanout
+from server.frames import FrameMaker
 from server.journal import Journal
 from server.messages import (
     ChangeMessage,
@@ -59,6 +60,11 @@ class RunRecorder:
     checkpoint: Callable[[int], bytes] | None = None  # the trainer's state after an epoch, as bytes
     checkpoint_budget: int = 0  # bytes of checkpoints kept per run (0: none)
     step: int = 0  # global batch index of the latest progress point
+    # 2-D runs: live pictures on the trainer's ticks, and epochs stored (and sent) at most every epoch_every s
+    frames: FrameMaker | None = None
+    trainer: Trainer | None = None
+    epoch_every: float = 0.0  # 0: every epoch
+    epoch_stored_at: float = -1e9
 
     def publish_state(self, state: str, step: int | None = None) -> None:
         message = StateMessage(run_id=self.run_id, state=state, step=step)
@@ -90,6 +96,8 @@ class RunRecorder:
             self.fanout.publish(self.run_id, "progress", text)
         elif isinstance(event, EpochEnd):
             self._on_epoch(event)
+        elif isinstance(event, Tick):
+            self._on_tick(event)
         elif isinstance(event, StateChange) and event.state in ("running", "paused"):
             self.on_state(event.state)
             try:
@@ -125,8 +133,27 @@ class RunRecorder:
         self._journal("health", lambda j: j.set_health(self.run_id, event.step, text))
         self.fanout.publish(self.run_id, "health", text)
 
+    def _on_tick(self, event: Tick) -> None:
+        # between ticks nobody watching costs nothing; start, pause and end are drawn anyway (a watcher that
+        # connects later gets the latest picture first)
+        if self.frames is None or self.trainer is None:
+            return
+        if event.reason == "interval" and not self.fanout.wants_frame(self.run_id):
+            return
+        frame = self.frames.frame(self.trainer, event.step, event.epoch)
+        self.fanout.publish(self.run_id, "frame", frame.encode())
+
     def _on_epoch(self, event: EpochEnd) -> None:
         assert self.model is not None
+        if self.epoch_every > 0 and event.epoch != event.epochs:
+            # A 2-D epoch takes milliseconds: a row (and a never-dropped message) per epoch would be thousands
+            # of transactions a second and a history too long to send. The frames carry the live curves.
+            now = time.monotonic()
+            if now - self.epoch_stored_at < self.epoch_every:
+                self.train_seconds += event.seconds
+                self.test_accuracy = event.test_accuracy
+                return
+            self.epoch_stored_at = now
         message = epoch_message(self.run_id, event)
         assert self.data is not None
         extras = extras_of(self.model, event, self.data)

@@ -4,17 +4,22 @@ request can reach a path outside the models directory."""
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections import OrderedDict
 from pathlib import Path
+from typing import BinaryIO
 
 from engine.atomic import atomic_copy, atomic_write_bytes
 from engine.model import Model, ModelFormatError
 from server.config import check_spec_limits
+from server.owners import Caller
 from server.schemas import ModelInfo
 from server.settings import Settings
 from server.store import Store
+
+log = logging.getLogger("nnplay")
 
 ID_PATTERN = re.compile(r"^(default|[rm][0-9a-f]{10})$")
 
@@ -73,18 +78,45 @@ class ModelRegistry:
         with self._lock:
             self._cache.pop(model_id, None)
 
-    def save_run_model(self, run_id: str, model: Model) -> None:
-        model.save(self.path_of(run_id))  # atomic: a crash never leaves half a model under the real name
+    def save_run_model(self, run_id: str, model: Model) -> int:
+        """Save (atomically: a crash never leaves half a model under the real name); the file's size."""
+        path = self.path_of(run_id)
+        model.save(path)
+        return path.stat().st_size
+
+    def open_model(self, model_id: str) -> BinaryIO:
+        """The model file, opened: the caller streams from the handle, so a DELETE that unlinks the file
+        meanwhile cannot cut the download short (the open file lives on until closed), and a file replaced
+        atomically is read whole, old or new. UnknownModel when there is none."""
+        try:
+            return self.path_of(model_id).open("rb")
+        except FileNotFoundError:
+            raise UnknownModel("no model with this id") from None
 
     def delete_run_model(self, run_id: str) -> None:
-        self.path_of(run_id).unlink(missing_ok=True)
-        self.forget(run_id)
+        self._unlink(run_id)
+
+    def delete_upload(self, model_id: str) -> bool:
+        """Remove an uploaded model (its row, then its file); False when there is no such upload."""
+        if not model_id.startswith("m") or not self.store.delete_model(model_id):
+            return False
+        self._unlink(model_id)
+        return True
+
+    def _unlink(self, model_id: str) -> None:
+        # The row is gone already: a file that cannot be removed (read-only directory) is logged and left,
+        # rather than failing the request after the fact.
+        try:
+            self.path_of(model_id).unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("could not remove the model file of %s: %s", model_id, exc)
+        self.forget(model_id)
 
     def install_default(self, run_id: str) -> None:
         atomic_copy(self.path_of(run_id), self.path_of("default"))
         self.forget("default")
 
-    def upload(self, model_id: str, name: str, payload: bytes) -> Model:
+    def upload(self, model_id: str, name: str, payload: bytes, owner: str | None = None) -> Model:
         model = Model.load(payload)  # validates: no pickle, header, spec vs arrays, sizes, finite weights
         check_spec_limits(model.spec, self.settings)  # an upload may be no larger than a run could make
         if model.spec.input_size != 784 or model.spec.output.units != 10:
@@ -95,13 +127,13 @@ class ModelRegistry:
         path = self.path_of(model_id)
         atomic_write_bytes(path, payload)
         try:
-            self.store.add_model(model_id, name, model.spec.to_dict(), accuracy)
+            self.store.add_model(model_id, name, model.spec.to_dict(), accuracy, owner=owner, size=len(payload))
         except Exception:
             path.unlink(missing_ok=True)  # no file without its row
             raise
         return model
 
-    def listing(self) -> list[ModelInfo]:
+    def listing(self, caller: Caller | None = None) -> list[ModelInfo]:
         out: list[ModelInfo] = []
         if self.default_ready():
             try:
@@ -109,8 +141,10 @@ class ModelRegistry:
                 out.append(ModelInfo(id="default", name="default model", source="default", test_accuracy=accuracy))
             except (UnknownModel, ModelFormatError):
                 pass
-        for run in self.store.list_runs():
-            if run["has_model"] and run["kind"] != "default":  # the default model's run is listed as "default"
+        for run in self.store.runs_with_models():
+            if caller is not None and not caller.may_see(run["owner"], bool(run["shared"])):
+                continue
+            if run["kind"] != "default":  # the default model's run is listed as "default"
                 name = run["name"] or run["id"]
                 out.append(ModelInfo(id=run["id"], name=name, source="run", test_accuracy=run["test_accuracy"]))
         for m in self.store.list_models():

@@ -23,17 +23,30 @@ from server.config import RunConfig, check_limits
 from server.data import DataProvider
 from server.executor import ThreadExecutor
 from server.fanout import LocalFanout
+from server.frames import FrameMaker
 from server.journal import Journal
 from server.messages import EndMessage, StateMessage
+from server.owners import Caller
 from server.recorder import RunRecorder
 from server.registry import ModelRegistry
 from server.settings import Settings
-from server.steer import ActiveRun, Conflict, NotFound, QueueFull, Steering, new_id
+from server.steer import ActiveRun, Conflict, Forbidden, NotFound, QueueFull, QuotaExceeded, Steering, new_id
 from server.store import Store
 
-__all__ = ["ActiveRun", "Conflict", "NotFound", "QueueFull", "RunManager", "new_id"]  # defined in server/steer.py
+__all__ = [  # the run errors and ActiveRun are defined in server/steer.py
+    "ActiveRun",
+    "Conflict",
+    "Forbidden",
+    "NotFound",
+    "QueueFull",
+    "QuotaExceeded",
+    "RunManager",
+    "new_id",
+]
 
 log = logging.getLogger("nnplay.runs")
+
+TOY_EPOCH_EVERY = 0.25  # seconds between stored epoch rows of a 2-D run (the last epoch is always stored)
 
 
 class RunManager(Steering):
@@ -48,10 +61,27 @@ class RunManager(Steering):
         self.loop: asyncio.AbstractEventLoop | None = None
         self.shutting_down = False
         self.on_end: list[Callable[[ActiveRun, str, Model | None], None]] = []  # told of every run's end
+        self._watchdog: asyncio.Task[None] | None = None
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.fanout.attach(loop)
+        self._watchdog = loop.create_task(self._stop_long_pauses())
+
+    async def _stop_long_pauses(self) -> None:
+        """A paused run holds a training slot: past max_pause_seconds it is stopped (its model is kept, as for
+        any stop), which frees the slot for the queue."""
+        limit = self.settings.max_pause_seconds
+        while not self.shutting_down:
+            await asyncio.sleep(min(5.0, max(0.05, limit / 4)))
+            now = time.monotonic()
+            for run in list(self.active.values()):
+                paused_for = now - run.paused_at if run.state == "paused" and run.paused_at is not None else 0.0
+                if paused_for > limit and run.trainer is not None and not run.stop_requested:
+                    log.info("run %s paused longer than max_pause_seconds=%g: stopped", run.id, limit)
+                    run.pause_expired = True
+                    run.stop_requested = True
+                    run.trainer.stop()
 
     def running_count(self) -> int:
         return sum(1 for r in self.active.values() if r.state in ("running", "paused"))
@@ -61,7 +91,7 @@ class RunManager(Steering):
 
     # ---- requests (event loop) -------------------------------------------------------------------
 
-    def create(self, config: RunConfig, kind: str = "user") -> ActiveRun:
+    def create(self, config: RunConfig, kind: str = "user", owner: str | None = None, shared: bool = True) -> ActiveRun:
         check_limits(config, self.settings)
         if not self.data.ready(config.dataset):
             raise Conflict(
@@ -73,12 +103,36 @@ class RunManager(Steering):
                 f"{s.max_concurrent_runs} runs are training and {len(self.queue)} are queued: "
                 f"the limit max_queued_runs={s.max_queued_runs} is reached; try again later"
             )
-        run = ActiveRun(new_id("r"), config, kind)
-        self.store.create_run(run.id, config.name, kind, config.model_dump(), config.parameter_count())
+        if owner is not None:
+            self._check_quotas(owner)
+        run = ActiveRun(new_id("r"), config, kind, owner=owner, shared=shared)
+        self.store.create_run(
+            run.id, config.name, kind, config.model_dump(), config.parameter_count(), owner=owner, shared=shared
+        )
         self.active[run.id] = run
         self.queue.append(run.id)
         self._start_queued()
         return run
+
+    def _check_quotas(self, owner: str) -> None:
+        s = self.settings
+        usage = self.store.owner_usage(owner)
+        queued = sum(1 for run_id in self.queue if self.active[run_id].owner == owner)
+        if usage["runs"] >= s.max_runs_per_owner:
+            raise QuotaExceeded(
+                f"you keep {usage['runs']} runs: the quota max_runs_per_owner={s.max_runs_per_owner} is reached;"
+                " delete some (DELETE /api/runs/ID)"
+            )
+        if queued >= s.max_queued_runs_per_owner and self.running_count() >= s.max_concurrent_runs:
+            raise QuotaExceeded(
+                f"you have {queued} runs waiting: the quota max_queued_runs_per_owner="
+                f"{s.max_queued_runs_per_owner} is reached; wait for one to start"
+            )
+        if usage["bytes"] >= s.max_bytes_per_owner:
+            raise QuotaExceeded(
+                f"your runs and models take {usage['bytes']} bytes: the quota max_bytes_per_owner="
+                f"{s.max_bytes_per_owner} is reached; delete some"
+            )
 
     def _start_queued(self) -> None:
         while self.queue and self.running_count() < self.settings.max_concurrent_runs and not self.shutting_down:
@@ -90,7 +144,25 @@ class RunManager(Steering):
                 log.exception("could not start run %s", run.id)
                 self._finish(run, "failed", f"the run could not start: {type(exc).__name__}: {exc}", None)
 
-    def control(self, run_id: str, action: str) -> str:
+    def check_access(self, run_id: str, caller: Caller, control: bool = False) -> None:
+        """NotFound when the caller may not see the run (not shared, not theirs), Forbidden when it may watch but
+        not steer or delete it."""
+        run = self.active.get(run_id)
+        if run is not None:
+            owner, shared = run.owner, run.shared
+        else:
+            stored = self.store.get_run(run_id)
+            if stored is None:
+                raise NotFound(f"no run with id {run_id!r}")
+            owner, shared = stored["owner"], stored["shared"]
+        if not caller.may_see(owner, shared):
+            raise NotFound(f"no run with id {run_id!r}")
+        if control and not caller.may_control(owner):
+            raise Forbidden("only the run's owner (or the token holder) may pause, resume, stop or delete it")
+
+    def control(self, run_id: str, action: str, caller: Caller | None = None) -> str:
+        if caller is not None:
+            self.check_access(run_id, caller, control=True)
         run = self.active.get(run_id)
         if run is None:
             stored = self.store.get_run(run_id)
@@ -118,7 +190,9 @@ class RunManager(Steering):
             return run.state
         raise Conflict(f"unknown action {action!r}")
 
-    async def delete(self, run_id: str) -> None:
+    async def delete(self, run_id: str, caller: Caller | None = None) -> None:
+        if caller is not None:
+            self.check_access(run_id, caller, control=True)
         if run_id in self.active:
             self.control(run_id, "stop")
             await self.executor.join(run_id, 30)
@@ -129,6 +203,8 @@ class RunManager(Steering):
     async def shutdown(self) -> None:
         """SIGTERM: stop every trainer, mark active runs interrupted, close every watcher."""
         self.shutting_down = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         for run in list(self.active.values()):
             run.interrupted = True
             run.stop_requested = True  # a run still loading its data stops as soon as its trainer exists
@@ -158,11 +234,16 @@ class RunManager(Steering):
         recorder = RunRecorder(
             run.id, run.config.epochs, self.store, self.fanout, None, self.settings.ws_extras_interval
         )
-        recorder.on_state = lambda state: setattr(run, "state", state)
+
+        def on_state(state: str) -> None:
+            run.paused_at = time.monotonic() if state == "paused" else None
+            run.state = state
+
+        recorder.on_state = on_state
         recorder.journal, recorder.checkpoint_budget = self.journal, self.settings.checkpoint_budget
         recorder.publish_state("running")
         try:
-            recorder.data = self.data.get(run.config.dataset)
+            recorder.data = self.data.get(run.config.dataset, run.config.data)
             model = Model.build(run.config.model_spec(), seed=run.config.seed)
             trainer = Trainer(model, run.config.train_config(), recorder.data, on_event=recorder.on_event)
             if run.config.start is not None:  # a fork: continue from the other run's checkpoint
@@ -178,8 +259,11 @@ class RunManager(Steering):
             return "failed", str(exc), None
         recorder.checkpoint = lambda epoch: trainer.checkpoint(epoch).to_bytes()
         recorder.model = model
+        if trainer.config.tick_every > 0:  # a generated 2-D set: live pictures (server/frames.py)
+            recorder.frames = FrameMaker.for_run(model, recorder.data, run.config.dataset, run.config.data)
+            recorder.trainer, recorder.epoch_every = trainer, TOY_EPOCH_EVERY
         run.trainer = trainer
-        if run.pause_requested:
+        if run.pause_requested or run.config.start_paused:
             trainer.pause()
         if run.stop_requested:
             trainer.stop()
@@ -188,6 +272,8 @@ class RunManager(Steering):
         state, message = end.state, end.message
         if run.interrupted:
             state, message = "interrupted", "the server stopped while this run was active"
+        elif run.pause_expired and state == "stopped":
+            message = f"stopped: paused for longer than max_pause_seconds={self.settings.max_pause_seconds:g}"
         if end.state == "diverged" and trainer.epochs_done == 0:
             message = message.replace(
                 " The last finite weights were kept.", " No epoch finished, so no model was kept."
@@ -202,8 +288,10 @@ class RunManager(Steering):
                 "test_accuracy": recorder.test_accuracy,
             }
             try:
-                self.models.save_run_model(run.id, model)
+                size = self.models.save_run_model(run.id, model)
                 saved = model
+                with contextlib.suppress(sqlite3.Error):
+                    self.store.add_stored_bytes(run.id, size)
             except OSError as exc:
                 message += f" (the model could not be saved: {exc.strerror or exc})"
         return state, message, saved
@@ -247,5 +335,4 @@ class RunManager(Steering):
             callback(run, state, model)
         if not self.shutting_down:
             self._start_queued()
-            with contextlib.suppress(OSError):
-                self.executor.rebalance()
+            self.executor.balance_quietly()

@@ -41,6 +41,8 @@ class RunSummary(BaseModel):
     train_seconds: float
     parameters: int
     has_model: bool
+    shared: bool = True  # others may watch it (a run that is not is 404 to them)
+    controllable: bool = True  # whether the caller may pause, resume, stop or delete it (owner or token holder)
 
 
 class RunDetail(RunSummary):
@@ -121,6 +123,15 @@ class DatasetOut(BaseModel):
     test_size: int | None
     ready: bool
     options: list[DatasetOptionOut]
+
+
+class DatasetSample(BaseModel):
+    """One image of a data set's test split, as POST /api/predict takes it in "pixels"."""
+
+    dataset: str
+    index: int  # in the test split
+    label: int  # the true class
+    pixels: list[list[float]]  # height x width, 0-1, ink high (MNIST: 28x28)
 
 
 class Latency(BaseModel):

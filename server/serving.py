@@ -10,8 +10,9 @@ bounds the request line plus headers, and adds, per connection:
 - a body deadline: once a request's head is in, its body must be complete within `body_timeout` seconds;
 - a connection cap below the descriptor limit: past it the oldest idle connection (no request being
   answered: a half-sent head or an idle keep-alive) is closed to make room, as nginx reuses idle
-  connections; when none is idle the newcomer gets a 503. The cap stays `fd_reserve` descriptors under
-  `ulimit -n`, so the database, model files and answers always have descriptors left.
+  connections; when none is idle the newcomer gets a 503. The cap stays `fd_reserve` free descriptors
+  under `ulimit -n` besides those the server holds itself, so the database, data sets, model files and
+  answers always have descriptors left.
 
 uvicorn's own `limit_concurrency` is not used: it counts idle connections too, so a crowd of idle sockets
 would make /api/health answer 503 instead of being closed to make room.
@@ -20,6 +21,7 @@ would make /api/health answer 503 instead of being closed to make room.
 from __future__ import annotations
 
 import asyncio
+import os
 import resource
 import socket
 import weakref
@@ -47,12 +49,29 @@ def descriptor_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
+# What the server opens after this is computed and before any connection: the event loop's epoll, self-pipe
+# and eventfd, the database with its WAL and shared-memory files, and a few to spare (measured: 10).
+STARTUP_DESCRIPTORS = 12
+
+
+def open_descriptors() -> int:
+    """Descriptors this process holds now (standard streams, log files, anything inherited)."""
+    try:
+        return len(os.listdir("/proc/self/fd")) - 1  # less the one listdir itself holds open
+    except OSError:
+        return 3
+
+
 def connection_limits(settings: Settings) -> ConnectionLimits:
-    fd_room = descriptor_limit() - settings.fd_reserve
+    # The reserve is what the server needs besides its sockets (the database's three files, data sets, model
+    # files, the event loop's own): on top of what is open already, or a low ulimit -n with a crowd of idle
+    # sockets would leave a run nothing to open its data with.
+    held = open_descriptors() + STARTUP_DESCRIPTORS
+    fd_room = descriptor_limit() - settings.fd_reserve - held
     if fd_room < 1:
         raise ValueError(
-            f"ulimit -n is {descriptor_limit()}, not above fd_reserve={settings.fd_reserve}: no descriptor is left"
-            " for connections (raise ulimit -n or lower NNPLAY_FD_RESERVE)"
+            f"ulimit -n is {descriptor_limit()}: with {held} descriptors open and fd_reserve={settings.fd_reserve},"
+            " none is left for connections (raise ulimit -n or lower NNPLAY_FD_RESERVE)"
         )
     return ConnectionLimits(
         max_connections=min(settings.max_connections, fd_room),

@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     checkpoint_budget: Annotated[int, Field(ge=0)] = 64 * 1024 * 1024  # bytes of per-epoch checkpoints kept per run
     max_macs: Annotated[int, Field(ge=1)] = 20_000_000  # multiply-adds per sample through the whole network
     max_epochs: Annotated[int, Field(ge=1)] = 200
+    max_toy_epochs: Annotated[int, Field(ge=1)] = 100_000  # generated 2-D sets: an epoch takes milliseconds
     max_batch_size: Annotated[int, Field(ge=1)] = 4096
     max_body_bytes: Annotated[int, Field(ge=1024)] = 2 * 1024 * 1024  # any JSON request body
     max_model_bytes: Annotated[int, Field(ge=1024)] = 40 * 1024 * 1024  # an uploaded .npz model
@@ -66,6 +67,14 @@ class Settings(BaseSettings):
     allowed_hosts: str = ""  # more Host names to serve, comma-separated ("*": any); loopback + bind host always
     allowed_origins: str = ""  # more origins allowed to change state, e.g. https://app.example ("*": any)
     token: SecretStr | None = None  # required when set; generated when bound to a non-loopback address
+    # owners (server/owners.py): each browser or script is an anonymous owner; these bound what one may keep
+    max_runs_per_owner: Annotated[int, Field(ge=1)] = 500  # runs stored (any state); past it 429 until some are deleted
+    max_queued_runs_per_owner: Annotated[int, Field(ge=0)] = 4  # runs one owner may have waiting in the queue
+    max_models_per_owner: Annotated[int, Field(ge=0)] = 20  # uploaded models one owner may keep
+    max_bytes_per_owner: Annotated[int, Field(ge=1024)] = 512 * 1024 * 1024  # histories + model files of one owner
+    # growth over time
+    max_pause_seconds: Annotated[float, Field(gt=0.0, le=7 * 86400.0)] = 600.0  # a paused run then stops (slot freed)
+    max_watchers_per_run: Annotated[int, Field(ge=1)] = 50  # WebSocket clients of one run; past it 503 / close 1013
 
     @field_validator("token", mode="before")
     @classmethod

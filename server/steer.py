@@ -29,6 +29,14 @@ class Conflict(Exception):
     pass
 
 
+class Forbidden(Exception):
+    pass
+
+
+class QuotaExceeded(Exception):
+    """A per-owner quota (its setting named in the message): 429."""
+
+
 def new_id(prefix: str) -> str:
     return f"{prefix}{secrets.token_hex(5)}"
 
@@ -43,6 +51,10 @@ class ActiveRun:
     stop_requested: bool = False
     pause_requested: bool = False
     interrupted: bool = False
+    owner: str | None = None  # None: anyone may control it (the default model's run)
+    shared: bool = True
+    paused_at: float | None = None  # monotonic time it last became paused
+    pause_expired: bool = False  # stopped because it stayed paused past max_pause_seconds
 
 
 class Steering:
@@ -50,7 +62,7 @@ class Steering:
     store: Store
     journal: Journal
 
-    def create(self, config: RunConfig, kind: str = "user") -> ActiveRun:
+    def create(self, config: RunConfig, kind: str = "user", owner: str | None = None, shared: bool = True) -> ActiveRun:
         raise NotImplementedError
 
     def _trainer_of(self, run_id: str, what: str) -> Trainer:
@@ -77,12 +89,12 @@ class Steering:
     def step(self, run_id: str, batches: int) -> str:
         run = self.active.get(run_id)
         trainer = self._trainer_of(run_id, "step")
-        if run is None or run.state != "paused":
+        if run is None or not (run.state == "paused" or run.pause_requested):
             raise Conflict(f"run {run_id} is {run.state if run else 'over'}: pause it first, then step")
         trainer.step(batches)
         return "stepping"
 
-    def fork(self, run_id: str, epoch: int, changes: list[tuple[str, float]], kind: str = "user") -> ActiveRun:
+    def fork(self, run_id: str, epoch: int, changes: list[tuple[str, float]], owner: str | None = None) -> ActiveRun:
         stored = self.store.get_run(run_id)
         if stored is None:
             raise NotFound(f"no run with id {run_id!r}")
@@ -99,4 +111,4 @@ class Steering:
             ChangeIn(step=step, name=n, value=v) for n, v in changes
         ]
         forked = config.model_copy(update={"name": name, "start": ForkStart(run=run_id, epoch=epoch), "replay": replay})
-        return self.create(RunConfig.model_validate(forked.model_dump()), kind)
+        return self.create(RunConfig.model_validate(forked.model_dump()), owner=owner)

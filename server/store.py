@@ -51,9 +51,23 @@ CREATE TABLE IF NOT EXISTS models (
 );
 """
 
+# Columns added after the first release: added to an existing database at start (old rows: no owner, shared).
+MIGRATIONS = (
+    ("runs", "owner", "TEXT"),  # the anonymous owner (server/owners.py); NULL: anyone may control it
+    ("runs", "shared", "INTEGER NOT NULL DEFAULT 1"),  # others may watch it; 0: it is 404 to them
+    ("runs", "stored_bytes", "INTEGER NOT NULL DEFAULT 0"),  # stored epoch JSON + model file, for the quota
+    ("models", "owner", "TEXT"),
+    ("models", "bytes", "INTEGER NOT NULL DEFAULT 0"),
+)
+INDEXES = """
+CREATE INDEX IF NOT EXISTS runs_by_time ON runs(created_at, id);
+CREATE INDEX IF NOT EXISTS runs_by_owner ON runs(owner, state);
+CREATE INDEX IF NOT EXISTS models_by_owner ON models(owner);
+"""
+
 RUN_COLUMNS = (
     "id, name, kind, config, state, message, created_at, started_at, finished_at, epochs_done, "
-    "test_accuracy, test_loss, train_seconds, parameters, has_model"
+    "test_accuracy, test_loss, train_seconds, parameters, has_model, owner, shared"
 )
 
 
@@ -70,6 +84,7 @@ class Store:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(SCHEMA)
+            self._migrate()
         except sqlite3.OperationalError:
             if not path.is_file():
                 raise
@@ -78,6 +93,13 @@ class Store:
             self._db = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
             self.read_only = True
         self._db.row_factory = sqlite3.Row
+
+    def _migrate(self) -> None:
+        for table, column, declaration in MIGRATIONS:
+            present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+        self._db.executescript(INDEXES)
 
     def close(self) -> None:
         with self._lock:
@@ -102,10 +124,20 @@ class Store:
         )
         return cur.rowcount
 
-    def create_run(self, run_id: str, name: str, kind: str, config: dict[str, Any], parameters: int) -> None:
+    def create_run(
+        self,
+        run_id: str,
+        name: str,
+        kind: str,
+        config: dict[str, Any],
+        parameters: int,
+        owner: str | None = None,
+        shared: bool = True,
+    ) -> None:
         self._exec(
-            "INSERT INTO runs (id, name, kind, config, state, created_at, parameters) VALUES (?,?,?,?,?,?,?)",
-            (run_id, name, kind, json.dumps(config), "queued", time.time(), parameters),
+            "INSERT INTO runs (id, name, kind, config, state, created_at, parameters, owner, shared) "
+            "VALUES (?,?,?,?,?,?,?,?,?)",
+            (run_id, name, kind, json.dumps(config), "queued", time.time(), parameters, owner, int(shared)),
         )
 
     def update_run(self, run_id: str, **fields: Any) -> None:
@@ -125,8 +157,9 @@ class Store:
                     (run_id, epoch, data),
                 )
                 self._db.execute(
-                    f"UPDATE runs SET extras=?, epochs_done=?{', ' if fields else ''}{assignments} WHERE id=?",
-                    (extras, epoch, *fields.values(), run_id),
+                    "UPDATE runs SET extras=?, epochs_done=?, stored_bytes=stored_bytes+?"
+                    f"{', ' if fields else ''}{assignments} WHERE id=?",
+                    (extras, epoch, len(data), *fields.values(), run_id),
                 )
                 self._db.execute("COMMIT")
             except BaseException:
@@ -137,8 +170,53 @@ class Store:
         rows = self._rows(f"SELECT {RUN_COLUMNS} FROM runs WHERE id=?", (run_id,))
         return _decode_run(rows[0]) if rows else None
 
-    def list_runs(self) -> list[dict[str, Any]]:
-        return [_decode_run(r) for r in self._rows(f"SELECT {RUN_COLUMNS} FROM runs ORDER BY created_at DESC")]
+    def list_runs(
+        self,
+        limit: int | None = None,
+        before: tuple[float, str] | None = None,
+        viewer: str | None = None,
+        everything: bool = True,
+    ) -> list[dict[str, Any]]:
+        """Newest first. `before` (created_at, id) is the cursor: rows strictly older than it. Unless
+        `everything`, only shared runs, runs without an owner and the viewer's own."""
+        where: list[str] = []
+        args: list[Any] = []
+        if before is not None:
+            where.append("(created_at < ? OR (created_at = ? AND id < ?))")
+            args += [before[0], before[0], before[1]]
+        if not everything:
+            where.append("(shared = 1 OR owner IS NULL OR owner = ?)")
+            args.append(viewer)
+        sql = f"SELECT {RUN_COLUMNS} FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC, id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return [_decode_run(r) for r in self._rows(sql, tuple(args))]
+
+    def runs_with_models(self) -> list[dict[str, Any]]:
+        """Runs that saved a model (for the model list): a narrow query, no configs decoded."""
+        return self._rows(
+            "SELECT id, name, kind, test_accuracy, owner, shared FROM runs WHERE has_model=1 ORDER BY created_at DESC"
+        )
+
+    def add_stored_bytes(self, run_id: str, size: int) -> None:
+        self._exec("UPDATE runs SET stored_bytes=stored_bytes+? WHERE id=?", (size, run_id))
+
+    def owner_usage(self, owner: str) -> dict[str, int]:
+        """What one owner keeps: runs stored, runs queued, uploaded models, bytes (histories + model files)."""
+        with self._lock:
+            runs, queued, run_bytes = self._db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(state='queued'), 0), COALESCE(SUM(stored_bytes), 0) "
+                "FROM runs WHERE owner=?",
+                (owner,),
+            ).fetchone()
+            models, model_bytes = self._db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM models WHERE owner=?", (owner,)
+            ).fetchone()
+        return {"runs": runs, "queued": queued, "models": models, "bytes": run_bytes + model_bytes}
 
     def history(self, run_id: str) -> list[str]:
         """Epoch messages as stored JSON text, in order (sent to clients without re-encoding)."""
@@ -155,14 +233,31 @@ class Store:
 
     # ---- uploaded models ---------------------------------------------------------------------------
 
-    def add_model(self, model_id: str, name: str, spec: dict[str, Any], test_accuracy: float | None) -> None:
+    def add_model(
+        self,
+        model_id: str,
+        name: str,
+        spec: dict[str, Any],
+        test_accuracy: float | None,
+        owner: str | None = None,
+        size: int = 0,
+    ) -> None:
         self._exec(
-            "INSERT INTO models (id, name, created_at, spec, test_accuracy) VALUES (?,?,?,?,?)",
-            (model_id, name, time.time(), json.dumps(spec), test_accuracy),
+            "INSERT INTO models (id, name, created_at, spec, test_accuracy, owner, bytes) VALUES (?,?,?,?,?,?,?)",
+            (model_id, name, time.time(), json.dumps(spec), test_accuracy, owner, size),
         )
 
+    def get_model(self, model_id: str) -> dict[str, Any] | None:
+        rows = self._rows("SELECT id, name, owner FROM models WHERE id=?", (model_id,))
+        return rows[0] if rows else None
+
+    def delete_model(self, model_id: str) -> bool:
+        return self._exec("DELETE FROM models WHERE id=?", (model_id,)).rowcount > 0
+
     def list_models(self) -> list[dict[str, Any]]:
-        rows = self._rows("SELECT id, name, created_at, spec, test_accuracy FROM models ORDER BY created_at DESC")
+        rows = self._rows(
+            "SELECT id, name, created_at, spec, test_accuracy, owner FROM models ORDER BY created_at DESC"
+        )
         for r in rows:
             r["spec"] = json.loads(r["spec"])
         return rows
@@ -171,4 +266,5 @@ class Store:
 def _decode_run(row: dict[str, Any]) -> dict[str, Any]:
     row["config"] = json.loads(row["config"])
     row["has_model"] = bool(row["has_model"])
+    row["shared"] = bool(row.get("shared", 1))
     return row

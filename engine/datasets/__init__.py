@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.datasets import mnist
+from engine.datasets import mnist, toy
 from engine.trainer import Dataset
 
 
@@ -44,6 +44,8 @@ class DatasetInfo:
     is_available: Callable[[Path], bool]  # cheap: nothing is parsed
     fetch: Callable[[Path], object] | None = None  # makes it available; None = nothing to fetch
     options: tuple[DatasetOption, ...] = field(default_factory=tuple)
+    # the input shape for these (checked) options, when they change it; None = input_shape always
+    input_shape_for: Callable[[dict[str, Any]], tuple[int, ...]] | None = None
 
 
 def _load_mnist(data_dir: Path, options: dict[str, Any]) -> Dataset:
@@ -67,6 +69,39 @@ REGISTRY: dict[str, DatasetInfo] = {
         fetch=mnist.fetch_mnist,
     ),
 }
+
+TOY_OPTIONS = (
+    DatasetOption("noise", "label noise, on tensorflow/playground's scale", 0.0, 0.0, 0.5),
+    DatasetOption("points", "points generated (training + test)", 500, 50, 5000),
+    DatasetOption("test_fraction", "share of the points held out for testing", 0.5, 0.1, 0.9),
+    DatasetOption(
+        "features", "inputs computed from each point (at least one)", list(toy.DEFAULT_FEATURES), choices=toy.FEATURES
+    ),
+    DatasetOption("seed", "the points' own seed: another value regenerates the data", 0, 0, 2**32 - 1),
+)
+
+
+def _toy(name: str) -> DatasetInfo:
+    def load(data_dir: Path, options: dict[str, Any]) -> Dataset:
+        return toy.load(name, options)
+
+    regression = name in toy.REGRESSION
+    return DatasetInfo(
+        name=name,
+        description=toy.DESCRIPTIONS[name],
+        input_shape=(len(toy.DEFAULT_FEATURES),),
+        task="regression" if regression else "classification",
+        classes=1 if regression else 2,
+        train_size=None,
+        test_size=None,
+        load=load,
+        is_available=lambda data_dir: True,
+        options=TOY_OPTIONS,
+        input_shape_for=lambda options: (len(toy.options_of(options)["features"]),),
+    )
+
+
+REGISTRY.update({name: _toy(name) for name in (*toy.CLASSIFICATION, *toy.REGRESSION)})
 
 
 def get_dataset(name: str) -> DatasetInfo:

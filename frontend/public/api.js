@@ -23,9 +23,12 @@ export function formatDetail(detail) {
   return 'unexpected answer from the server';
 }
 
-async function request(method, path, body) {
+async function request(method, path, body, contentType = 'application/json') {
   const init = { method, headers: { accept: 'application/json' } };
-  if (body !== undefined) {
+  if (body instanceof Blob) {
+    init.headers['content-type'] = contentType;
+    init.body = body;
+  } else if (body !== undefined) {
     init.headers['content-type'] = 'application/json';
     init.body = JSON.stringify(body);
   }
@@ -58,15 +61,23 @@ export const api = {
   presets: () => request('GET', '/api/presets'),
   datasets: () => request('GET', '/api/datasets'),
   architecture: (body) => request('POST', '/api/architecture', body),
-  runs: () => request('GET', '/api/runs'),
+  runs: () => request('GET', '/api/runs?limit=200'), // the newest 200; older pages: the Link header's next URL
   run: (id) => request('GET', runPath(id)),
   createRun: (config) => request('POST', '/api/runs', config),
   control: (id, action) => request('POST', `${runPath(id)}/${action}`),
   deleteRun: (id) => request('DELETE', runPath(id)),
+  playgroundPoints: (body) => request('POST', '/api/playground/points', body),
   models: () => request('GET', '/api/models'),
-  predict: (image, model, explain = false) =>
-    request('POST', '/api/predict', { image, explain, ...(model ? { model } : {}) }),
+  /** `input`: {image: a PNG data URL} or {pixels: 28x28 numbers}. */
+  predict: (input, model, explain = false) =>
+    request('POST', '/api/predict', { ...input, explain, ...(model ? { model } : {}) }),
+  /** One image of a data set's test split with its true label: {dataset, index, label, pixels}. */
+  sample: (dataset, index) =>
+    request('GET', `/api/datasets/${encodeURIComponent(dataset)}/samples/${encodeURIComponent(index)}`),
   modelUrl: (id) => `${runPath(id)}/model`,
+  /** An .npz file (a File or Blob) as POST /api/models takes it: the raw bytes, the name in the query. */
+  uploadModel: (file, name) =>
+    request('POST', `/api/models?name=${encodeURIComponent(name)}`, file, 'application/octet-stream'),
 };
 
 /**

@@ -3,11 +3,14 @@
 // reproduces an experiment.
 
 import { api } from './api.js';
+import { runName } from './configdiff.js';
 import { DrawPad } from './draw.js';
 import { BuildForm } from './form.js';
 import { buildRules, loadSetup } from './options.js';
+import { Playground } from './playground.js';
 import { RunsList } from './runs.js';
-import { LAYER_PROPS, PROPS } from './state.js';
+import { ACTIVE } from './runstates.js';
+import { LAYER_PROPS, PROPS, State } from './state.js';
 import { $ } from './util.js';
 import { RunWatcher } from './watch.js';
 
@@ -16,7 +19,13 @@ let watcher = null;
 let runs = null;
 let pad = null;
 let hashTimer = 0;
+let nameMax = 80;
+let presetConfigs = []; // [{name, config}], each config normalised like the form's
 let healthTimer = 0;
+let healthAsked = 0; // only the newest health request schedules the next one
+let playground = null;
+
+const in2d = () => document.documentElement.dataset.mode === '2d';
 
 function hashParams() {
   return new URLSearchParams(location.hash.replace(/^#/, ''));
@@ -24,6 +33,11 @@ function hashParams() {
 
 /** replaceState, not location.hash: editing the form must not flood the back button with entries. */
 function writeHash() {
+  if (in2d()) {
+    const hash = `#${playground.state.toHash()}`;
+    if (hash !== location.hash) history.replaceState(null, '', hash);
+    return;
+  }
   let hash = `#${form.state.toHash()}`;
   if (watcher?.runId) hash += `&run=${encodeURIComponent(watcher.runId)}`;
   if (hash !== location.hash) history.replaceState(null, '', hash);
@@ -36,6 +50,7 @@ function scheduleHash() {
 
 /** Fill the form from the URL if it carries settings (either format); returns true when it did. */
 function configFromHash() {
+  if (hashParams().get('mode') === '2d') return false; // the playground's own settings (playground-state.js)
   try {
     if (!form.setFromHash(hashParams())) return false;
     $('copy-note').textContent = 'Settings loaded from the link.';
@@ -54,9 +69,12 @@ async function start() {
   }
   form.setBusy(true);
   try {
-    const created = await api.createRun(config);
+    // an edited preset is not that preset: name the run by what differs, and number repeats
+    const name = runName(config, presetConfigs, runs.runs.map((r) => r.name)).slice(0, nameMax);
+    const created = await api.createRun({ ...config, name });
     watcher.open(created.id);
     runs.refresh();
+    pollHealth();
     // on a phone the panel is below the form: bring the live view into sight
     if (window.matchMedia('(max-width: 900px)').matches) $('train').scrollIntoView({ behavior: 'smooth' });
   } catch (error) {
@@ -92,17 +110,31 @@ function showHealth(h) {
 
 async function pollHealth() {
   clearTimeout(healthTimer);
+  const asked = ++healthAsked;
   let h = null;
   try {
     h = await api.health();
+    if (asked !== healthAsked) return;
     showHealth(h);
   } catch (error) {
+    if (asked !== healthAsked) return;
     $('health').textContent = `Server unreachable: ${error.message}`;
     $('health').classList.add('bad');
   }
-  // quick while something is changing (data fetch, default model), slow once all is settled
-  const settled = h && h.mnist === 'ready' && h.default_model !== 'training';
-  healthTimer = setTimeout(pollHealth, settled ? 30000 : 4000);
+  // every 2 s while anything changes (data fetch, default model, runs training or queued), so the counts stay
+  // current; every 10 s otherwise, which also notices runs started from elsewhere (another tab, the API)
+  const settled = h && h.mnist === 'ready' && h.default_model !== 'training' && !h.runs_training && !h.runs_queued;
+  healthTimer = setTimeout(pollHealth, settled ? 10000 : 2000);
+}
+
+/**
+ * What a first visit (no run in the link) opens, so the Train panel shows something alive: the run training the
+ * default model, else any run still training or queued, else the default model's finished curves.
+ */
+function firstRun(health, list) {
+  const has = (id) => id && list.some((r) => r.id === id);
+  if (has(health.default_model_run)) return health.default_model_run;
+  return (list.find((r) => ACTIVE.has(r.state)) || list.find((r) => r.kind === 'default' && r.epochs_done > 0))?.id;
 }
 
 async function main() {
@@ -116,7 +148,14 @@ async function main() {
   }
 
   const { presets, datasets, health } = setup;
+  playground = new Playground({ datasets, limits: setup.options.limits, onHash: scheduleHash });
   const rules = buildRules(setup, { props: PROPS, layerProps: LAYER_PROPS });
+  const scratch = new State(rules);
+  presetConfigs = presets.map((p) => {
+    scratch.fromConfig(p.config);
+    return { name: p.name, config: scratch.toConfig() };
+  });
+  nameMax = rules.props.name?.maxLength ?? 80;
   form = new BuildForm({ rules, presets, onSubmit: start, onChange: scheduleHash });
   if (!configFromHash()) form.setConfig((presets.find((p) => p.name === 'quick') || presets[0]).config);
   form.enable(true);
@@ -129,6 +168,7 @@ async function main() {
     },
     onEnd: () => {
       runs.refresh();
+      pollHealth();
       pad.refreshModels();
     },
     onUseConfig: (config) => {
@@ -149,13 +189,13 @@ async function main() {
       scheduleHash();
     },
   });
-  pad = new DrawPad();
+  pad = new DrawPad({ testSize: datasets.find((d) => d.name === 'mnist')?.test_size || 10000 });
   showHealth(health);
 
   // measured for the tests and the README: navigation start -> the form can be used
   window.__nnplayReadyMs = Math.round(performance.now());
   // handles for the browser tests and for poking around in the devtools console
-  window.__nnplay = { form, watcher, runs, pad };
+  window.__nnplay = { form, watcher, runs, pad, playground };
   document.documentElement.dataset.ready = 'true';
 
   $('btn-copy-link').addEventListener('click', async () => {
@@ -179,7 +219,13 @@ async function main() {
     heading.setAttribute('tabindex', '-1');
     heading.focus({ preventScroll: true });
   });
+  setUpModes();
   window.addEventListener('hashchange', () => {
+    if (hashParams().get('mode') === '2d') {
+      // a 2-D link opened or edited by hand (not the page's own writing): its setup replaces the current one
+      if (!in2d() || location.hash !== `#${playground.state.toHash()}`) setMode('2d', hashParams());
+      return;
+    }
     configFromHash();
     const run = hashParams().get('run');
     if (run && run !== watcher.runId) watcher.open(run);
@@ -187,8 +233,40 @@ async function main() {
 
   const openRun = hashParams().get('run');
   await runs.refresh();
-  if (openRun && runs.runs.some((r) => r.id === openRun)) watcher.open(openRun);
+  const first = openRun && runs.runs.some((r) => r.id === openRun) ? openRun : firstRun(health, runs.runs);
+  if (first) watcher.open(first);
   pollHealth();
+}
+
+/** MNIST or the 2-D playground: tabs (arrow keys move between them), the URL says which (#mode=2d&...). */
+function setMode(mode, params = null) {
+  const is2d = mode === '2d';
+  if (is2d === in2d() && params === null) return;
+  document.documentElement.dataset.mode = is2d ? '2d' : 'mnist';
+  $('play').hidden = !is2d;
+  $('mnist-mode').hidden = is2d;
+  for (const [id, on] of [['tab-2d', is2d], ['tab-mnist', !is2d]]) {
+    $(id).setAttribute('aria-selected', String(on));
+    $(id).tabIndex = on ? 0 : -1;
+  }
+  if (is2d) playground.enter(params);
+  else playground.leave();
+  writeHash();
+}
+
+function setUpModes() {
+  $('tab-mnist').addEventListener('click', () => setMode('mnist'));
+  $('tab-2d').addEventListener('click', () => setMode('2d'));
+  for (const id of ['tab-mnist', 'tab-2d']) {
+    $(id).addEventListener('keydown', (event) => {
+      if (!['ArrowLeft', 'ArrowRight'].includes(event.key)) return;
+      const other = id === 'tab-2d' ? 'tab-mnist' : 'tab-2d';
+      $(other).focus();
+      $(other).click();
+    });
+  }
+  document.documentElement.dataset.mode = 'mnist';
+  if (hashParams().get('mode') === '2d') setMode('2d', hashParams());
 }
 
 main();

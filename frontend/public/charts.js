@@ -2,6 +2,9 @@
 // frame; the actual setData happens at most once per animation frame, so a burst of progress messages (e.g.
 // after a reconnect) costs one redraw.
 
+import { ChartTable } from './charttables.js';
+import { canvasColours, onColoursChange } from './colours.js';
+
 const COLORS = {
   batch: '#93b4e6',
   train: '#1d4ed8',
@@ -11,26 +14,51 @@ const PALETTE = ['#1d4ed8', '#c2410c', '#047857', '#7c3aed', '#b91c1c', '#0e7490
 const DASHES = [[], [6, 4], [2, 3], [10, 3, 2, 3]];
 const MAX_BATCH_POINTS = 3000; // above this, neighbouring batch points are averaged in pairs
 
+// functions, so that a switch to forced colours (high contrast) takes effect at the next redraw
 const axisStyle = {
-  stroke: '#374151',
-  grid: { stroke: '#e5e7eb', width: 1 },
-  ticks: { stroke: '#d1d5db', width: 1 },
+  stroke: () => canvasColours().text,
+  grid: { stroke: () => canvasColours().grid, width: 1 },
+  ticks: { stroke: () => canvasColours().tick, width: 1 },
   font: '11px system-ui, sans-serif',
   labelFont: '12px system-ui, sans-serif',
 };
 
+const plots = new Set();
+onColoursChange(() => {
+  for (const plot of plots) plot.redraw(false, true);
+});
+
+/** The newest value of a series: what its legend shows while the cursor is not over the chart. */
+function lastValue(values) {
+  for (let i = values.length - 1; i >= 0; i--) if (values[i] !== null && values[i] !== undefined) return values[i];
+  return null;
+}
+
+/**
+ * A legend value function that shows the newest value when no point is hovered (uPlot shows "–" then), so
+ * the legend always says where the curves are now.
+ */
+const latest = (fmt) => (u, v, sidx, idx) => fmt(u, idx === null || idx === undefined ? lastValue(u.data[sidx] || []) : v);
+
 /** A uPlot that follows its container's width. */
 function makePlot(container, opts, data) {
   const width = () => Math.max(220, Math.floor(container.clientWidth));
-  const plot = new window.uPlot({ ...opts, width: width() }, data, container);
+  const series = opts.series.map((s) => ({ ...s, value: latest(s.value || ((u, v) => (v === null ? '–' : String(v)))) }));
+  const plot = new window.uPlot({ ...opts, series, width: width() }, data, container);
+  plots.add(plot);
   const observer = new ResizeObserver(() => {
     if (width() !== plot.width) plot.setSize({ width: width(), height: opts.height });
   });
   observer.observe(container);
   return {
     plot,
+    setData(values) {
+      plot.setData(values);
+      if (plot.cursor.idx === null || plot.cursor.idx === undefined) plot.setLegend({ idx: null });
+    },
     destroy() {
       observer.disconnect();
+      plots.delete(plot);
       plot.destroy();
     },
   };
@@ -60,6 +88,8 @@ export class LiveCharts {
     this.by = [];
     this.epochs = []; // sorted by epoch: {x, train_loss, test_loss, train_acc, test_acc}
     this.schedule = frameScheduler(() => this.render());
+    this.lossTable = new ChartTable(lossEl, 'Loss per epoch as a table');
+    this.accTable = new ChartTable(accEl, 'Accuracy per epoch as a table');
     this.loss = this.makeLoss();
     this.acc = makePlot(
       accEl,
@@ -74,7 +104,7 @@ export class LiveCharts {
           { ...axisStyle, label: 'accuracy %', size: 50 },
         ],
         series: [
-          { label: 'epoch' },
+          { label: 'epoch', value: epochValue },
           { label: 'train', stroke: COLORS.train, width: 2, points: { show: true, size: 6 }, value: pctValue },
           {
             label: 'test',
@@ -223,10 +253,23 @@ export class LiveCharts {
   }
 
   render() {
-    this.loss.plot.setData(this.lossData());
+    this.loss.setData(this.lossData());
     const xs = this.epochs.map((p) => p.x);
     const pct = (v) => (v === null || v === undefined ? null : v * 100);
-    this.acc.plot.setData([xs, this.epochs.map((p) => pct(p.train_acc)), this.epochs.map((p) => pct(p.test_acc))]);
+    this.acc.setData([xs, this.epochs.map((p) => pct(p.train_acc)), this.epochs.map((p) => pct(p.test_acc))]);
+    const none = this.bx.length
+      ? `No epoch finished yet; the per-batch loss (${this.bx.length} points) is drawn only.`
+      : 'No epoch finished yet.';
+    this.lossTable.set(
+      ['epoch', 'train loss', 'test loss'],
+      this.epochs.map((p) => [String(p.x), lossValue(null, p.train_loss), lossValue(null, p.test_loss)]),
+      none,
+    );
+    this.accTable.set(
+      ['epoch', 'train accuracy', 'test accuracy'],
+      this.epochs.map((p) => [String(p.x), pctValue(null, pct(p.train_acc)), pctValue(null, pct(p.test_acc))]),
+      'No epoch finished yet.',
+    );
   }
 }
 
@@ -240,6 +283,10 @@ function epochPoint(m) {
   };
 }
 
+function epochValue(u, v) {
+  return v === null || v === undefined ? '–' : String(v);
+}
+
 function lossValue(u, v) {
   return v === null || v === undefined ? '–' : v.toPrecision(3);
 }
@@ -248,11 +295,26 @@ function pctValue(u, v) {
   return v === null || v === undefined ? '–' : `${v.toFixed(2)}%`;
 }
 
+/**
+ * A y range that fits the data with a little room (96% and 98% must not share one sliver of a 0-100 axis);
+ * accuracy stays within 0-100 %, a loss above 0.
+ */
+export function zoomed(min, max, isPercent) {
+  if (min === null || max === null) return isPercent ? [0, 100] : [0, 1];
+  const pad = Math.max((max - min) * 0.1, isPercent ? 0.2 : Math.abs(max) * 0.02 || 0.01);
+  let lo = min - pad;
+  let hi = max + pad;
+  if (isPercent) [lo, hi] = [Math.max(0, lo), Math.min(100, hi)];
+  else lo = Math.max(0, lo);
+  return [lo, hi];
+}
+
 /** Overlay of several runs' per-epoch curves (one metric at a time). */
 export class CompareChart {
   constructor(container) {
     this.container = container;
     this.chart = null;
+    this.table = new ChartTable(container, 'Compared curves as a table');
   }
 
   /** runs: [{label, history}] ; metric: a key of the epoch messages (test_accuracy, test_loss, ...). */
@@ -261,8 +323,11 @@ export class CompareChart {
       this.chart.destroy();
       this.chart = null;
     }
-    if (!runs.length) return;
     const isAcc = metric.endsWith('accuracy');
+    if (!runs.length) {
+      this.table.set([], [], 'No runs compared.');
+      return;
+    }
     const epochs = [...new Set(runs.flatMap((r) => r.history.map((h) => h.epoch)))].sort((a, b) => a - b);
     const data = [epochs];
     for (const r of runs) {
@@ -278,13 +343,13 @@ export class CompareChart {
       this.container,
       {
         height: 240,
-        scales: { x: { time: false }, y: isAcc ? { range: (u, min) => [Math.max(0, Math.floor((min ?? 0) / 5) * 5), 100] } : {} },
+        scales: { x: { time: false }, y: { range: (u, min, max) => zoomed(min, max, isAcc) } },
         axes: [
           { ...axisStyle, label: 'epoch', incrs: [1, 2, 5, 10, 20, 50, 100] },
           { ...axisStyle, label: metric.replace('_', ' ') + (isAcc ? ' %' : ''), size: 50 },
         ],
         series: [
-          { label: 'epoch' },
+          { label: 'epoch', value: epochValue },
           ...runs.map((r, i) => ({
             label: r.label,
             stroke: PALETTE[i % PALETTE.length],
@@ -297,6 +362,11 @@ export class CompareChart {
         ],
       },
       data,
+    );
+    const fmt = isAcc ? pctValue : lossValue;
+    this.table.set(
+      ['epoch', ...runs.map((r) => r.label)],
+      epochs.map((e, k) => [String(e), ...data.slice(1).map((col) => fmt(null, col[k]))]),
     );
   }
 }

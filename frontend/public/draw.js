@@ -5,13 +5,19 @@
 
 import { api } from './api.js';
 import { $, el, fmtPct } from './util.js';
+import { doubtText } from './doubt.js';
 import { describeOverlay, drawOverlay, renderFeatureMaps, renderTop3, selectedOverlay } from './explain.js';
 
 const DEBOUNCE_MS = 150;
+const NEAR_CHANCE = 0.2; // test accuracy below this: barely better than guessing one of ten digits (10%)
+const nearChance = (m) => typeof m?.test_accuracy === 'number' && m.test_accuracy < NEAR_CHANCE;
 const STROKE = 20; // in canvas pixels (280 wide): about 2 MNIST pixels, like the training digits
 
 export class DrawPad {
-  constructor() {
+  /** `testSize`: images in the data set's test split, for "try a random test digit". */
+  constructor({ testSize = 10000 } = {}) {
+    this.testSize = testSize;
+    this.sample = null; // the MNIST test digit on the pad, until the user draws over it
     this.canvas = $('pad');
     this.ctx = this.canvas.getContext('2d');
     this.picker = $('model-picker');
@@ -26,6 +32,7 @@ export class DrawPad {
     this.buildBars();
     this.bindPointer();
     $('btn-clear').addEventListener('click', () => this.clear());
+    $('btn-sample').addEventListener('click', () => this.trySample());
     this.canvas.addEventListener('keydown', (e) => {
       if (e.key === 'Delete' || e.key === 'Backspace' || e.key === 'Escape') {
         e.preventDefault();
@@ -39,6 +46,7 @@ export class DrawPad {
       });
     }
     describeOverlay();
+    $('model-upload').addEventListener('change', (e) => this.upload(e.target));
     this.picker.addEventListener('change', () => {
       this.userPicked = true;
       this.noteModel();
@@ -69,6 +77,10 @@ export class DrawPad {
       e.preventDefault();
       c.setPointerCapture(e.pointerId);
       this.drawing = e.pointerId;
+      if (this.sample) {
+        this.sample = null; // now it is a drawing: predicted from the canvas like any other
+        $('sample-note').textContent = '';
+      }
       const [x, y] = point(e);
       const ctx = this.ctx;
       ctx.lineCap = 'round';
@@ -111,9 +123,13 @@ export class DrawPad {
   clear() {
     this.ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
     this.hasInk = false;
+    this.sample = null;
+    $('sample-note').textContent = '';
     clearTimeout(this.timer);
     this.dirty = false;
     $('pred-text').textContent = 'Cleared. Draw a digit to see what the network thinks.';
+    $('pred-doubt').textContent = '';
+    $('pred-doubt').classList.remove('far');
     $('pred-digit').textContent = '?';
     for (const b of this.bars) {
       b.fill.style.width = '0%';
@@ -125,6 +141,39 @@ export class DrawPad {
     this.last = null;
     renderTop3($('top3'), null);
     renderFeatureMaps($('feature-maps'), null);
+  }
+
+  /** A real MNIST test digit on the pad, with its true label, predicted from its own pixels. */
+  async trySample() {
+    const index = Math.floor(Math.random() * this.testSize);
+    let sample;
+    try {
+      sample = await api.sample('mnist', index);
+    } catch (error) {
+      $('sample-note').textContent = `No test digit: ${error.message}`;
+      return;
+    }
+    this.clear();
+    this.paint(sample.pixels);
+    this.sample = sample;
+    this.hasInk = true;
+    $('sample-note').textContent = `MNIST test digit #${sample.index}; its true label is ${sample.label}.`;
+    this.predictSoon(0);
+  }
+
+  /** Pixels (0-1, ink high) scaled up onto the pad, square pixels as the network sees them. */
+  paint(pixels) {
+    const side = pixels.length;
+    const small = document.createElement('canvas');
+    small.width = side;
+    small.height = side;
+    const sctx = small.getContext('2d');
+    const img = sctx.createImageData(side, side);
+    pixels.flat().forEach((v, i) => img.data.set([17, 24, 39, Math.round(Math.max(0, Math.min(1, v)) * 255)], i * 4));
+    sctx.putImageData(img, 0, 0);
+    this.ctx.imageSmoothingEnabled = false;
+    this.ctx.drawImage(small, 0, 0, this.canvas.width, this.canvas.height);
+    this.ctx.imageSmoothingEnabled = true;
   }
 
   predictSoon(delay = DEBOUNCE_MS) {
@@ -146,8 +195,14 @@ export class DrawPad {
     this.inFlight = true;
     this.dirty = false;
     try {
-      const result = await api.predict(this.canvas.toDataURL('image/png'), model, true);
+      const sample = this.sample;
+      const input = sample ? { pixels: sample.pixels } : { image: this.canvas.toDataURL('image/png') };
+      const result = await api.predict(input, model, true);
       if (this.hasInk) this.show(result);
+      if (sample && sample === this.sample) {
+        const right = result.digit === sample.label;
+        $('pred-text').textContent += right ? ` · right: the true label is ${sample.label}` : ` · wrong: the true label is ${sample.label}`;
+      }
     } catch (error) {
       $('pred-text').textContent = `No prediction: ${error.message}`;
       if (error.status === 404) this.refreshModels();
@@ -162,6 +217,9 @@ export class DrawPad {
     const best = result.digit;
     $('pred-digit').textContent = String(best);
     $('pred-text').textContent = `Prediction: ${best} (${fmtPct(p[best], 0)} confidence)`;
+    const doubt = doubtText(result);
+    $('pred-doubt').textContent = doubt.text;
+    $('pred-doubt').classList.toggle('far', doubt.far);
     p.forEach((v, d) => {
       const bar = this.bars[d];
       bar.fill.style.width = `${Math.max(0, Math.min(1, v)) * 100}%`;
@@ -193,7 +251,8 @@ export class DrawPad {
     const options = this.models.map((m) => {
       const acc = m.test_accuracy === null || m.test_accuracy === undefined ? '' : ` · ${fmtPct(m.test_accuracy)}`;
       const where = m.source === 'default' ? '' : m.source === 'run' ? ' (run)' : ' (uploaded)';
-      return el('option', { value: m.id }, `${m.name}${where}${acc}`);
+      const warn = nearChance(m) ? ' ⚠ near chance' : '';
+      return el('option', { value: m.id }, `${m.name}${where}${acc}${warn}`);
     });
     this.picker.replaceChildren(...options);
     this.picker.disabled = !options.length;
@@ -207,14 +266,42 @@ export class DrawPad {
     if (pick && pick !== current && this.hasInk) this.predictSoon(0);
   }
 
+  /** POST the chosen .npz to /api/models, then pick it. */
+  async upload(input) {
+    const file = input.files?.[0];
+    if (!file) return;
+    const note = $('model-note');
+    note.textContent = `Uploading ${file.name}…`;
+    try {
+      const model = await api.uploadModel(file, file.name.replace(/\.npz$/i, '').slice(0, 80) || 'uploaded model');
+      this.userPicked = true;
+      await this.refreshModels();
+      this.picker.value = model.id;
+      this.noteModel();
+      note.textContent = `Uploaded “${model.name}”: it is picked for your drawings. ${note.textContent}`.trim();
+      if (this.hasInk) this.predictSoon(0);
+    } catch (error) {
+      note.textContent = `Could not use ${file.name}: ${error.message}`;
+    } finally {
+      input.value = '';
+    }
+  }
+
   noteModel() {
     const note = $('model-note');
+    const picked = this.models.find((m) => m.id === this.picker.value);
+    if (nearChance(picked)) {
+      note.textContent =
+        `Careful: this model gets only ${fmtPct(picked.test_accuracy)} of the test digits right, about what ` +
+        'guessing gets (10%), so its answers mean little. Pick another model or train a better one.';
+      return;
+    }
     const state = this.health?.default_model;
     const usingDefault = this.picker.value === 'default';
     if (!this.models.length) {
       note.textContent =
         state === 'training'
-          ? 'The default model is still training (about half a minute after the server starts); then you can draw.'
+          ? 'The default model is still training (minutes on a small server: its run is in the Train panel); then you can draw.'
           : 'No model is ready yet: train a run above, then draw.';
     } else if (state !== 'ready' && !usingDefault) {
       note.textContent =

@@ -68,6 +68,13 @@ export class BuildForm {
     };
     this.form.addEventListener('input', edited);
     this.form.addEventListener('change', (event) => event.target.tagName === 'SELECT' && edited(event));
+    // Enter in a field must not start a run (a browser submits a form on Enter in any of its inputs): Start
+    // is a deliberate click or key press on the button itself
+    this.form.addEventListener('keydown', (event) => {
+      if (event.key === 'Enter' && event.target.tagName === 'INPUT' && !['submit', 'button'].includes(event.target.type)) {
+        event.preventDefault();
+      }
+    });
     this.form.addEventListener('submit', (event) => {
       event.preventDefault();
       onSubmit?.();

@@ -2,6 +2,7 @@
 // batchnorm), one panel each for weights, biases and weight gradients. Each epoch is one curve; older epochs sit higher and fainter, the
 // newest is at the front. uPlot is not used here because these are ridge plots, not x/y series.
 
+import { canvasColours, onColoursChange } from './colours.js';
 import { el, fitCanvas, fmtShort } from './util.js';
 
 const KINDS = [
@@ -52,6 +53,7 @@ export class Histograms {
     this.frame = 0;
     sharedToggle.addEventListener('change', () => this.schedule());
     new ResizeObserver(() => this.schedule()).observe(container);
+    onColoursChange(() => this.schedule());
   }
 
   reset() {
@@ -155,10 +157,11 @@ export class Histograms {
     const step = n > 1 ? (height - pad.top - pad.bottom - peak) / (n - 1) : 0;
     const X = (v) => pad.left + ((v - lo) / (hi - lo)) * plotW;
     const [r, g, b] = panel.kind.color;
+    const colours = canvasColours();
 
     // zero line, so a histogram drifting off centre is visible
     if (lo < 0 && hi > 0) {
-      ctx.strokeStyle = '#d1d5db';
+      ctx.strokeStyle = colours.zero;
       ctx.setLineDash([3, 3]);
       ctx.beginPath();
       ctx.moveTo(X(0), pad.top);
@@ -179,7 +182,7 @@ export class Histograms {
       ctx.lineTo(X(s.h.edges[s.h.edges.length - 1]), base);
       ctx.closePath();
       // an opaque-ish fill hides the older curves behind: the ridge-plot look
-      ctx.fillStyle = `rgba(255,255,255,0.85)`;
+      ctx.fillStyle = colours.paper;
       ctx.fill();
       ctx.fillStyle = `rgba(${r},${g},${b},${(alpha * 0.25).toFixed(3)})`;
       ctx.fill();
@@ -188,7 +191,7 @@ export class Histograms {
       ctx.stroke();
     });
     // labels: range at the bottom, epoch span and spread at the top
-    ctx.fillStyle = '#374151';
+    ctx.fillStyle = colours.text;
     ctx.font = '10px system-ui, sans-serif';
     ctx.textBaseline = 'alphabetic';
     ctx.textAlign = 'left';

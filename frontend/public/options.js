@@ -87,7 +87,7 @@ export function buildRules({ options, datasets }, { props, layerProps }) {
   // the data set a config gets when it names none (the page offers no other yet)
   const datasetName = nodeAt(schema, schema, ['dataset']).default;
   const dataset = datasets.find((d) => d.name === datasetName) || datasets[0];
-  const lists = { ...options, datasets: datasets.map((d) => d.name) };
+  const lists = { ...options, datasets: datasets.filter((d) => !d.options?.length).map((d) => d.name) }; // 2-D sets: playground.js
   const finish = (rule, declared, limitKey) => {
     let r = capped(rule, limits[LIMIT_OF[limitKey]]);
     if (declared.options) r = { ...r, choices: lists[declared.options] || r.choices || [] };

@@ -4,6 +4,7 @@
 
 import { api } from './api.js';
 import { CompareChart } from './charts.js';
+import { describeDifferences } from './configdiff.js';
 import { ACTIVE } from './runstates.js';
 import { configSummary, datasetOf, trainingSummary } from './summary.js';
 import { $, el, fmtDuration, fmtPct, fmtWhen } from './util.js';
@@ -119,7 +120,7 @@ export class RunsList {
           checked: this.compare.has(run.id),
           disabled: run.epochs_done === 0,
         }),
-        el('label', { for: compareId, class: 'sr-only' }, `Compare ${label}`),
+        el('label', { for: compareId, class: 'compare-label' }, 'compare', el('span', { class: 'sr-only' }, ` ${label}`)),
       ),
       el(
         'div',
@@ -167,6 +168,14 @@ export class RunsList {
       ids.length >= 2
         ? `Comparing ${ids.length} runs.`
         : 'Tick “compare” on two or more runs to overlay their curves.';
+    const picked = ids.map((id) => this.runs.find((r) => r.id === id));
+    const differences = ids.length >= 2 ? describeDifferences(picked.map((r) => r.config)) : [];
+    $('compare-diff').textContent =
+      ids.length < 2
+        ? ''
+        : differences.length
+          ? `Settings that differ (${picked.map((r) => r.name || r.id).join(' / ')}): ${differences.join(' · ')}`
+          : 'Same settings in every compared run.';
     const series = [];
     for (const id of ids) {
       const run = this.runs.find((r) => r.id === id);

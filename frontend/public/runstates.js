@@ -25,16 +25,48 @@ export const stateLabel = (state) => LABELS[state] ?? state;
 // Advice per state; for the states that end a run badly, the server's message comes first ("Diverged: loss
 // became inf at epoch 1, batch 6: ..."), then this advice.
 export const HINTS = {
-  idle: 'Start a run on the left, or open a past one from the run list below.',
+  idle: 'Start a run with the Build form (1), or open a past one from the run list (4).',
   queued: 'Waiting for a free training slot: it starts as soon as a running run ends.',
   pausing: 'Pausing after the current batch…',
   resuming: 'Resuming…',
   stopping: 'Stopping after the current batch…',
   paused: 'Paused between two batches. Resume to carry on; nothing is lost.',
   stopped: 'If at least one epoch finished, that model was kept for drawing.',
-  diverged:
-    'The loss became infinite or NaN, so training stopped: lower the learning rate (or try Adam, He init, a ' +
-    'smaller network).',
+  // diverged: see divergedAdvice, which depends on the run
   interrupted: 'Use “Copy config to the form” and start it again.',
   failed: 'The server could not train this run.',
 };
+
+/**
+ * Advice for a diverged run, after the server's own message: what to change depends on the optimizer it used
+ * (no "try Adam" to an Adam run), and whether a model was kept depends on has_model.
+ */
+export function divergedAdvice(run) {
+  const config = run?.config || {};
+  const lr = config.learning_rate;
+  const had = Number.isFinite(lr) ? ` (this run had ${lr})` : '';
+  const change =
+    config.optimizer?.name === 'adam'
+      ? `Lower the learning rate: Adam usually wants 0.001–0.005${had}. He init or a smaller network can help too.`
+      : `Lower the learning rate${had}, or try Adam, He init or a smaller network.`;
+  const saidNoModel = /no model was kept/i.test(run?.message || '');
+  const kept = run?.has_model
+    ? ' The model of the last finished epoch was kept for drawing.'
+    : saidNoModel
+      ? ''
+      : ' No model was kept for drawing.';
+  return `The loss became infinite or far larger than at the start, so training stopped. ${change}${kept}`;
+}
+
+/** The progress line once a run is over: how it ended, not the last batch and time left it showed. */
+export function endedProgress(state, run, lastProgress) {
+  const total = run?.config?.epochs;
+  const done = run?.epochs_done ?? 0;
+  if (state === 'finished') return `finished · epoch ${done}/${total}`;
+  const where =
+    lastProgress && lastProgress.epoch > done
+      ? ` during epoch ${lastProgress.epoch}/${lastProgress.epochs} (batch ${lastProgress.batch}/${lastProgress.batches})`
+      : '';
+  const complete = done ? `${done} of ${total} epochs complete` : 'no epoch complete';
+  return `${state}${where} · ${complete}`;
+}

@@ -6,7 +6,18 @@ import { api, RunSocket } from './api.js';
 import { LiveCharts } from './charts.js';
 import { Histograms } from './histograms.js';
 import { drawFilters, renderConfusion, renderMisclassified } from './panels.js';
-import { ACTIVE, CAN_PAUSE, CAN_RESUME, ENDED_BADLY, FAILED, HINTS, stateLabel } from './runstates.js';
+import {
+  ACTIVE,
+  CAN_PAUSE,
+  CAN_RESUME,
+  divergedAdvice,
+  ENDED_BADLY,
+  endedProgress,
+  FAILED,
+  HINTS,
+  stateLabel,
+  TERMINAL,
+} from './runstates.js';
 import { configSummary, datasetOf, trainingSummary } from './summary.js';
 import { $, fmtDuration, fmtLoss, fmtPct } from './util.js';
 
@@ -37,14 +48,16 @@ export class RunWatcher {
     this.pendingId = runId;
     this.run = null;
     this.lastEpoch = null;
+    this.lastProgress = null;
     this.charts.reset();
     this.histograms.reset();
-    drawFilters($('filters'), null);
+    this.showFilters(null);
     renderConfusion($('confusion'), null);
     renderMisclassified($('misclassified'), null);
     $('run-title').textContent = 'Loading…';
     $('run-config').textContent = '';
     $('run-summary').textContent = '';
+    $('chart-note').textContent = '';
     $('progress').value = 0;
     $('progress-text').textContent = '–';
     this.setState('connecting');
@@ -68,8 +81,9 @@ export class RunWatcher {
     this.pendingId = null;
     $('run-title').textContent = 'No run open';
     $('run-config').textContent = '';
-    $('run-hint').textContent = 'That run was deleted.';
     this.setState('idle');
+    // after setState, which writes the idle hint: the notice is what the user needs to read now
+    $('run-hint').textContent = 'That run was deleted. Start a new one, or open another from the run list (4).';
   }
 
   connection(status, delay) {
@@ -125,7 +139,7 @@ export class RunWatcher {
       this.summary(last);
     }
     if (run.extras) {
-      drawFilters($('filters'), run.extras.filters);
+      this.showFilters(run.extras.filters);
       renderMisclassified($('misclassified'), run.extras.misclassified);
     }
     const done = run.epochs_done / run.config.epochs;
@@ -135,6 +149,8 @@ export class RunWatcher {
   }
 
   progress(m) {
+    if (TERMINAL.has(this.state)) return; // a late report must not bring back "time left" to an ended run
+    this.lastProgress = m;
     this.charts.addProgress(m);
     const done = (m.epoch - 1 + m.batch / m.batches) / m.epochs;
     $('progress').value = done;
@@ -148,7 +164,7 @@ export class RunWatcher {
     this.charts.addEpoch(m);
     this.histograms.addEpoch(m);
     renderConfusion($('confusion'), m.confusion);
-    if (m.filters) drawFilters($('filters'), m.filters);
+    if (m.filters) this.showFilters(m.filters);
     if (m.misclassified) renderMisclassified($('misclassified'), m.misclassified);
     if (this.run) this.run.epochs_done = m.epoch;
     $('progress').value = m.epoch / m.epochs;
@@ -167,6 +183,7 @@ export class RunWatcher {
     if (this.run) {
       this.run.state = m.state;
       this.run.message = m.message;
+      this.run.has_model = m.has_model;
     }
     if (m.state === 'finished') $('progress').value = 1;
     this.setState(m.state, m.message);
@@ -179,9 +196,11 @@ export class RunWatcher {
     badge.textContent = stateLabel(state);
     badge.className = `state state-${state}`;
     if (message !== undefined && this.run) this.run.message = message;
-    let hint = HINTS[state] ?? '';
+    let hint = state === 'diverged' ? divergedAdvice(this.run) : (HINTS[state] ?? '');
     if (ENDED_BADLY.has(state)) {
-      const said = (this.run?.message || '').trim().replace(/\.+$/, '');
+      let said = (this.run?.message || '').trim().replace(/\.+$/, '');
+      // runs stored before the server said so claim weights were kept when no epoch finished
+      if (this.run && !this.run.has_model) said = said.replace(/\s*The last finite weights were kept$/, '');
       const title = state[0].toUpperCase() + state.slice(1);
       hint = said ? `${title}: ${said}. ${hint}` : `${title}. ${hint}`;
     }
@@ -195,11 +214,51 @@ export class RunWatcher {
     }
     $('run-hint').textContent = hint;
     $('run-hint').classList.toggle('bad', FAILED.has(state));
+    if (TERMINAL.has(state) && this.run) {
+      $('progress-text').textContent = endedProgress(state, this.run, this.lastProgress);
+      this.noteCharts(state);
+    }
     const has = Boolean(this.run);
     $('btn-pause').disabled = !has || !CAN_PAUSE.has(state);
     $('btn-resume').disabled = !has || !CAN_RESUME.has(state);
     $('btn-stop').disabled = !has || !ACTIVE.has(state) || state === 'stopping';
     $('btn-use-config').disabled = !has;
+  }
+
+  /**
+   * When an ended run has nothing to draw, say why instead of leaving two empty charts: per-batch losses only
+   * ever reach a page live (they are not stored), and only finished epochs are.
+   */
+  noteCharts(state) {
+    const { bx, epochs } = this.charts;
+    let note = '';
+    if (!bx.length && !epochs.length) {
+      note =
+        `Nothing to draw: the run ${state === 'finished' ? 'ended' : state} before any epoch finished, and the ` +
+        'per-batch losses are only sent live (about three a second), never stored: none reached this page ' +
+        'before the end. Only finished epochs are kept for a later visit.';
+    } else if (!epochs.length) {
+      note =
+        `The thin line is the per-batch loss this page received live, up to where the run ${state}. It is ` +
+        'not stored: after a reload only finished epochs (none here) can be drawn.';
+    }
+    $('chart-note').textContent = note;
+  }
+
+  /** The first-layer grid, and how many of the layer's units it shows (the server sends at most 64). */
+  showFilters(filters) {
+    drawFilters($('filters'), filters);
+    const first = this.run?.config?.layers?.[0];
+    const type = first?.type ?? 'dense';
+    const channels = datasetOf(this.run?.config || {}, this.datasets)?.input_shape?.[2] ?? 1;
+    const total = !first ? null : type === 'dense' ? first.units : type === 'conv2d' ? first.filters * channels : null;
+    const what = type === 'conv2d' ? (channels > 1 ? 'kernels' : 'filters') : 'units';
+    const count = filters?.count;
+    $('filters-note').textContent = !count
+      ? ''
+      : Number.isInteger(total) && count < total
+        ? `(first ${count} of ${total} ${what})`
+        : `(all ${count} ${what})`;
   }
 
   /**

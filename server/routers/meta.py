@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path
 
 from engine.activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
 from engine.datasets import REGISTRY
@@ -18,6 +20,7 @@ from server.schemas import (
     ArchitectureOut,
     DatasetOptionOut,
     DatasetOut,
+    DatasetSample,
     Health,
     Latency,
     LayerRow,
@@ -81,6 +84,27 @@ def datasets(ctx: Ctx) -> list[DatasetOut]:
     ]
 
 
+@router.get("/datasets/{name}/samples/{index}", response_model=DatasetSample, responses={404: {}, 503: {}})
+def dataset_sample(name: str, index: Annotated[int, Path(ge=0)], ctx: Ctx) -> DatasetSample:
+    """Image `index` of the data set's test split and its true label: a real digit to predict (the page's
+    "try a random test digit", for those who cannot draw with a pointer). Sync: the first call may load the set."""
+    info = REGISTRY.get(name)
+    if info is None:
+        raise HTTPException(404, f"unknown data set {name!r}; GET /api/datasets lists them")
+    if len(info.input_shape) != 3 or info.input_shape[2] != 1:
+        raise HTTPException(404, f"{name} has no images to show")
+    if not ctx.data.ready(name):
+        raise HTTPException(503, f"{name} is not on the server yet")
+    data = ctx.data.get(name)
+    if index >= len(data.y_test):
+        raise HTTPException(
+            404, f"{name}'s test split has {len(data.y_test)} images: index 0 to {len(data.y_test) - 1}"
+        )
+    height, width = info.input_shape[0], info.input_shape[1]
+    pixels = data.x_test[index].reshape(height, width).round(4)
+    return DatasetSample(dataset=name, index=index, label=int(data.y_test[index]), pixels=pixels.tolist())
+
+
 @router.get("/presets", response_model=list[Preset])
 def presets() -> list[Preset]:
     return PRESETS
@@ -94,6 +118,7 @@ def limits_of(settings: Settings) -> dict[str, int]:
         "max_parameters",
         "max_macs",
         "max_epochs",
+        "max_toy_epochs",
         "max_batch_size",
         "max_concurrent_runs",
         "max_queued_runs",

@@ -7,7 +7,7 @@ import time
 from typing import Annotated
 
 import numpy as np
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from engine.model import Model, ModelFormatError
@@ -16,6 +16,7 @@ from server.config import LimitError, check_spec_limits
 from server.context import AppContext, Ctx
 from server.explaining import explain
 from server.imaging import ImageError, prepare
+from server.owners import caller_of
 from server.recorder import feature_maps
 from server.registry import UnknownModel
 from server.runs import new_id
@@ -25,8 +26,43 @@ router = APIRouter(prefix="/api", tags=["models"])
 
 
 @router.get("/models", response_model=list[ModelInfo])
-def list_models(ctx: Ctx) -> list[ModelInfo]:
-    return ctx.models.listing()
+def list_models(ctx: Ctx, request: Request) -> list[ModelInfo]:
+    return ctx.models.listing(caller_of(request))
+
+
+@router.delete("/models/{model_id}", status_code=204, responses={403: {}, 404: {}}, response_class=Response)
+def delete_model(
+    model_id: Annotated[str, Path(pattern=r"^m[0-9a-f]{10}$", description="an uploaded model's id")],
+    ctx: Ctx,
+    request: Request,
+) -> Response:
+    """Remove an uploaded model: its owner (who uploaded it) or the token holder only. A run's model goes
+    with its run (DELETE /api/runs/{id})."""
+    row = ctx.store.get_model(model_id)
+    if row is None:
+        raise HTTPException(404, "no uploaded model with this id")
+    if not caller_of(request).may_control(row["owner"]):
+        raise HTTPException(403, "only the model's owner (or the token holder) may delete it")
+    if not ctx.models.delete_upload(model_id):
+        raise HTTPException(404, "no uploaded model with this id")
+    return Response(status_code=204)
+
+
+def _check_upload_quota(ctx: AppContext, owner: str, size: int) -> None:
+    s = ctx.settings
+    usage = ctx.store.owner_usage(owner)
+    if usage["models"] >= s.max_models_per_owner:
+        raise HTTPException(
+            429,
+            f"you keep {usage['models']} uploaded models: the quota max_models_per_owner={s.max_models_per_owner}"
+            " is reached; delete some (DELETE /api/models/ID)",
+        )
+    if usage["bytes"] + size > s.max_bytes_per_owner:
+        raise HTTPException(
+            429,
+            f"your runs and models take {usage['bytes']} bytes and this model {size}: the quota"
+            f" max_bytes_per_owner={s.max_bytes_per_owner} would be passed; delete some",
+        )
 
 
 @router.post(
@@ -47,12 +83,14 @@ async def upload_model(
     payload = await request.body()  # already capped at max_model_bytes by the size middleware
     if not payload:
         raise HTTPException(422, "the request body must be an .npz model file")
+    owner = caller_of(request).owner
+    _check_upload_quota(ctx, owner, len(payload))
     model_id = new_id("m")
     try:
         # the same size limits as a run's network, from the header alone, before any array is read
         check_spec_limits(await run_in_threadpool(Model.read_spec, payload), ctx.settings)
         # off the event loop: checking a 40 MB file takes a moment
-        model = await run_in_threadpool(ctx.models.upload, model_id, name, payload)
+        model = await run_in_threadpool(ctx.models.upload, model_id, name, payload, owner)
     except (ModelFormatError, LimitError) as exc:
         raise HTTPException(422, f"rejected model: {exc}") from None
     except (OSError, sqlite3.Error) as exc:
@@ -71,6 +109,10 @@ async def predict(body: PredictRequest, ctx: Ctx, request: Request) -> PredictRe
         )
     try:
         # decoding and the forward pass run in a worker thread, never on the event loop
+        if body.model is not None and body.model.startswith("r"):  # a run's model: only if the caller may see it
+            run = ctx.store.get_run(body.model)
+            if run is not None and not caller_of(request).may_see(run["owner"], run["shared"]):
+                raise HTTPException(404, "no model with this id")
         return await run_in_threadpool(_predict, body, ctx)
     finally:
         slots.release()

@@ -11,12 +11,14 @@ from pydantic import ValidationError
 from starlette.websockets import WebSocketState
 
 from engine.steering import ChangeError
+from server.asgi_answers import refuse
 from server.config import RunPatch, StepRequest
 from server.context import AppContext
 from server.fanout import Subscriber
 from server.messages import AckMessage, ControlMessage, EndMessage, ErrorMessage
+from server.owners import Caller, caller_of
 from server.routers.runs import run_detail, run_summary
-from server.runs import Conflict, NotFound
+from server.runs import Conflict, Forbidden, NotFound
 from server.schemas import SnapshotMessage
 
 router = APIRouter()
@@ -27,16 +29,33 @@ ACTIONS = ("pause", "resume", "stop", "set", "step")
 @router.websocket("/ws/runs/{run_id}")
 async def run_socket(websocket: WebSocket, run_id: str) -> None:
     ctx: AppContext = websocket.app.state.ctx
+    caller = caller_of(websocket)
+    active = ctx.runs.get_active(run_id) is not None
+    limit = ctx.settings.max_watchers_per_run
+    if active and ctx.runs.fanout.watchers(run_id) >= limit:
+        # every watcher costs the training thread a share of each epoch: past the cap, refused before accepting
+        detail = f"this run has {limit} watchers already (max_watchers_per_run); try again later"
+        await refuse(websocket.scope, websocket.receive, websocket.send, 503, detail, headers=[(b"retry-after", b"5")])
+        return
     await websocket.accept()
     try:
-        summary = run_summary(ctx, run_id)
+        summary = run_summary(ctx, run_id, caller)
     except HTTPException:
         await websocket.send_text(ErrorMessage(detail="no run with this id").encode())
         await websocket.close(code=4404)
         return
     active = ctx.runs.get_active(run_id) is not None
     sub = ctx.runs.fanout.subscribe(run_id) if active else None  # before the snapshot: nothing falls between
-    await websocket.send_text(SnapshotMessage(run=run_detail(ctx, run_id)).model_dump_json())
+    if sub is not None and ctx.runs.fanout.watchers(run_id) > limit:  # others got in while this one was accepted
+        ctx.runs.fanout.unsubscribe(run_id, sub)
+        detail = f"this run has {limit} watchers already (max_watchers_per_run); try again later"
+        await websocket.send_text(ErrorMessage(detail=detail).encode())
+        await websocket.close(code=1013)
+        return
+    await websocket.send_text(SnapshotMessage(run=run_detail(ctx, run_id, caller)).model_dump_json())
+    latest = ctx.runs.fanout.latest_frame.get(run_id) if active else None
+    if latest is not None:  # a 2-D run's newest picture, so a paused run is drawn at once
+        await websocket.send_text(latest)
     if sub is None:  # the run is over: the snapshot is the whole story
         end = EndMessage(
             run_id=run_id,
@@ -50,7 +69,7 @@ async def run_socket(websocket: WebSocket, run_id: str) -> None:
         return
     sender = asyncio.create_task(_send_loop(websocket, sub, ctx.settings.ws_send_timeout))
     try:
-        await _receive_loop(websocket, ctx, run_id, sender)
+        await _receive_loop(websocket, ctx, run_id, sender, caller)
     finally:
         ctx.runs.fanout.unsubscribe(run_id, sub)
         sender.cancel()
@@ -75,7 +94,9 @@ async def _send_loop(websocket: WebSocket, sub: Subscriber, timeout: float) -> N
         return
 
 
-async def _receive_loop(websocket: WebSocket, ctx: AppContext, run_id: str, sender: asyncio.Task[None]) -> None:
+async def _receive_loop(
+    websocket: WebSocket, ctx: AppContext, run_id: str, sender: asyncio.Task[None], caller: Caller
+) -> None:
     limit = ctx.settings.max_ws_message_bytes
     receive = asyncio.ensure_future(websocket.receive())
     try:
@@ -92,7 +113,7 @@ async def _receive_loop(websocket: WebSocket, ctx: AppContext, run_id: str, send
             if text is not None and len(text) > limit:
                 await websocket.close(code=1009, reason=f"message larger than max_ws_message_bytes={limit}")
                 return
-            reply = _handle_control(ctx, run_id, text or "")
+            reply = _handle_control(ctx, run_id, text or "", caller)
             if websocket.application_state == WebSocketState.CONNECTED:
                 await websocket.send_text(reply.encode())
             receive = asyncio.ensure_future(websocket.receive())
@@ -102,24 +123,27 @@ async def _receive_loop(websocket: WebSocket, ctx: AppContext, run_id: str, send
         receive.cancel()
 
 
-def _handle_control(ctx: AppContext, run_id: str, text: str) -> AckMessage | ErrorMessage:
+def _handle_control(ctx: AppContext, run_id: str, text: str, caller: Caller) -> AckMessage | ErrorMessage:
     try:
         control = ControlMessage.model_validate_json(text)
     except ValidationError:  # malformed, nested too deep, or not one of the actions
         return ErrorMessage(detail=f'unknown message: send {{"action": one of {list(ACTIONS)}}}')
     try:
+        if control.action in ("set", "step"):
+            ctx.runs.check_access(run_id, caller, control=True)
         if control.action == "set":  # the same checks as PATCH /api/runs/{id}
-            fields = control.model_dump(include={"learning_rate", "l2", "batch_size", "momentum", "dropout"})
+            fields = control.model_dump(include={"learning_rate", "l1", "l2", "batch_size", "momentum", "dropout"})
             patch = RunPatch.model_validate({k: v for k, v in fields.items() if v is not None}, strict=False)
             if not patch.items():
-                return ErrorMessage(detail="set what? send learning_rate, l2, batch_size, momentum or dropout")
+                return ErrorMessage(detail="set what? send learning_rate, l1, l2, batch_size, momentum or dropout")
             ctx.runs.change(run_id, patch.items())
             state = "changing"
         elif control.action == "step":
-            state = ctx.runs.step(run_id, StepRequest.model_validate({"batches": control.batches or 1}).batches)
+            batches = control.batches or control.steps or 1
+            state = ctx.runs.step(run_id, StepRequest.model_validate({"batches": batches}).batches)
         else:
-            state = ctx.runs.control(run_id, control.action)
-    except (NotFound, Conflict, ChangeError) as exc:
+            state = ctx.runs.control(run_id, control.action, caller)
+    except (NotFound, Conflict, Forbidden, ChangeError) as exc:
         return ErrorMessage(detail=str(exc))
     except ValidationError as exc:
         return ErrorMessage(detail="; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))

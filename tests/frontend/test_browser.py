@@ -225,7 +225,7 @@ def test_build_train_draw_reload(browser: Browser, live_server: LiveServer, arti
     progress_texts = page.evaluate("window.__seen['progress-text']")
     assert any(t.startswith("epoch 1/4") for t in progress_texts), progress_texts
     assert any(re.search(r"batch \d+/79", t) for t in progress_texts), "no progress message reached the page"
-    expect(page.locator("#progress-text")).to_have_text("epoch 4/4")
+    expect(page.locator("#progress-text")).to_have_text("finished · epoch 4/4")
     expect(page.locator("#run-summary")).to_contain_text("After epoch 4/4")
 
     # live charts: uPlot canvases, 4 epoch points and the per-batch loss points of the progress messages
@@ -311,9 +311,10 @@ def test_build_train_draw_reload(browser: Browser, live_server: LiveServer, arti
     assert not phone_all, phone_all
 
 
-def train(server: LiveServer, config: dict[str, Any]) -> str:
-    """Start a run through the API and wait until it is over; returns its id."""
-    response = httpx.post(f"{server.url}/api/runs", json=config)
+def train(server: LiveServer, config: dict[str, Any], http: httpx.Client | None = None) -> str:
+    """Start a run through the API and wait until it is over; returns its id. Made with `http`, the run's owner is
+    whoever holds that client's owner cookie."""
+    response = (http or httpx).post(f"{server.url}/api/runs", json=config)
     assert response.status_code == 201, response.text
     run_id = str(response.json()["id"])
     deadline = time.monotonic() + 60
@@ -326,12 +327,17 @@ def train(server: LiveServer, config: dict[str, Any]) -> str:
 def test_runs_survive_a_server_restart(browser: Browser, live_server: LiveServer, artifacts_dir: Path) -> None:
     """Finished runs come back from the store after a restart (same data dir): open one, overlay two, delete one."""
     small: dict[str, Any] = {"layers": [{"units": 16}], "batch_size": 100, "epochs": 2, "train_subset": 2000}
-    train(live_server, {**small, "name": "restart-a"})
-    train(live_server, {**small, "name": "restart-b", "learning_rate": 0.01, "optimizer": {"name": "momentum"}})
+    script = httpx.Client()  # the runs' owner: the browser gets its owner cookie, so it may delete them
+    train(live_server, {**small, "name": "restart-a"}, script)
+    train(live_server, {**small, "name": "restart-b", "learning_rate": 0.01, "optimizer": {"name": "momentum"}}, script)
+    owner = next(value for name, value in script.cookies.items() if name.startswith("nnplay-owner-"))
     stop_server(live_server)
     again = start_server(live_server.data_dir, live_server.log_path)
     try:
         page, problems = new_page(browser, DESKTOP)
+        # the cookie is signed with the data dir's secret: still valid after the restart (named by the new port)
+        port = again.url.rsplit(":", 1)[1]
+        page.context.add_cookies([{"name": f"nnplay-owner-{port}", "value": owner, "url": again.url}])
         load(page, again.url)
         item_a = page.locator("#run-list li", has_text="restart-a")
         item_b = page.locator("#run-list li", has_text="restart-b")

@@ -94,7 +94,13 @@ async def _slowloris(port: int, count: int, trickle_every: float, give_up: float
     return await all_of_them()
 
 
-def _slowloris_check(server: LiveServer, count: int, within: float, name: str) -> None:
+# The latency promises (health p99) are measured by the opt-in slow versions on a quiet machine; the fast default
+# versions check behaviour, and only that health never stalls for seconds (a blocked event loop would), because
+# CI machines share their cores and a millisecond bound there measures the neighbours.
+STALL_MS = 2000
+
+
+def _slowloris_check(server: LiveServer, count: int, within: float, name: str, p99_ms: float = STALL_MS) -> None:
     port = port_of(server)
     with HealthProbe(port) as probe:
         closed_after = asyncio.run(_slowloris(port, count, trickle_every=1.0, give_up=within + 5))
@@ -107,7 +113,7 @@ def _slowloris_check(server: LiveServer, count: int, within: float, name: str) -
         health_failed=probe.failures(),
     )
     assert max(closed_after) < within, f"some connections still open after {within} s"
-    assert probe.failures() == 0 and probe.p99_ms() < 100
+    assert probe.failures() == 0 and probe.p99_ms() < p99_ms
 
 
 def test_slowloris_connections_are_closed_and_health_stays_fast(tmp_path: Path, mnist_source: Path) -> None:
@@ -122,7 +128,7 @@ def test_slowloris_connections_are_closed_and_health_stays_fast(tmp_path: Path, 
 def test_slowloris_3000_connections_default_settings(tmp_path: Path, mnist_source: Path) -> None:
     server = fresh(tmp_path, mnist_source)
     try:
-        _slowloris_check(server, 3000, within=60, name="slowloris-3000")
+        _slowloris_check(server, 3000, within=60, name="slowloris-3000", p99_ms=100)
     finally:
         stop_server(server)
 
@@ -219,7 +225,8 @@ def test_past_the_connection_cap_with_every_connection_busy_is_503(tmp_path: Pat
 
 
 def test_websocket_from_another_origin_is_refused(plain: LiveServer) -> None:
-    run_id = httpx.post(f"{plain.url}/api/runs", json={**SMALL_RUN, "epochs": 20}).json()["id"]
+    http = httpx.Client(base_url=plain.url)
+    run_id = http.post("/api/runs", json={**SMALL_RUN, "epochs": 20}).json()["id"]
 
     async def attempt(origin: str | None) -> int:
         headers = {"Origin": origin} if origin else {}
@@ -233,18 +240,19 @@ def test_websocket_from_another_origin_is_refused(plain: LiveServer) -> None:
     assert asyncio.run(attempt(EVIL)) == 403
     assert asyncio.run(attempt(None)) == 101  # scripts send no Origin
     assert asyncio.run(attempt(plain.url)) == 101  # the page itself
-    httpx.post(f"{plain.url}/api/runs/{run_id}/stop")
+    assert http.post(f"/api/runs/{run_id}/stop").status_code == 200
 
 
 def test_state_changes_from_another_origin_are_403(plain: LiveServer) -> None:
-    run_id = httpx.post(f"{plain.url}/api/runs", json={**SMALL_RUN, "epochs": 20}).json()["id"]
+    http = httpx.Client(base_url=plain.url)  # keeps the owner cookie: the run's owner, from the wrong origin
+    run_id = http.post("/api/runs", json={**SMALL_RUN, "epochs": 20}).json()["id"]
     for method, path in (("POST", f"/api/runs/{run_id}/stop"), ("DELETE", f"/api/runs/{run_id}")):
-        r = httpx.request(method, f"{plain.url}{path}", headers={"Origin": EVIL})
+        r = http.request(method, path, headers={"Origin": EVIL})
         assert r.status_code == 403 and "another origin" in r.json()["detail"], r.text
-        r = httpx.request(method, f"{plain.url}{path}", headers={"Origin": "null"})
+        r = http.request(method, path, headers={"Origin": "null"})
         assert r.status_code == 403
-    assert httpx.get(f"{plain.url}/api/runs/{run_id}", headers={"Origin": EVIL}).status_code == 200  # reads are fine
-    assert httpx.post(f"{plain.url}/api/runs/{run_id}/stop", headers={"Origin": plain.url}).status_code == 200
+    assert http.get(f"/api/runs/{run_id}", headers={"Origin": EVIL}).status_code == 200  # reads are fine
+    assert http.post(f"/api/runs/{run_id}/stop", headers={"Origin": plain.url}).status_code == 200
 
 
 def test_bodies_of_the_wrong_type_are_415(plain: LiveServer) -> None:
@@ -368,7 +376,7 @@ def big_drawing() -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def _predict_flood(server: LiveServer, clients: int, seconds: float, name: str) -> None:
+def _predict_flood(server: LiveServer, clients: int, seconds: float, name: str, p99_ms: float = STALL_MS) -> None:
     up = httpx.post(
         f"{server.url}/api/models", content=tiny_model(), headers={"content-type": "application/octet-stream"}
     )
@@ -408,7 +416,7 @@ def _predict_flood(server: LiveServer, clients: int, seconds: float, name: str) 
     )
     assert set(counts) <= {200, 429, 503}, counts
     assert counts.get(200, 0) > 0
-    assert probe.failures() == 0 and probe.p99_ms() < 200
+    assert probe.failures() == 0 and probe.p99_ms() < p99_ms
     assert growth < 300
 
 
@@ -424,7 +432,7 @@ def test_predict_flood_fast(tmp_path: Path, mnist_source: Path) -> None:
 def test_predict_flood_fifty_clients_twenty_seconds(tmp_path: Path, mnist_source: Path) -> None:
     server = fresh(tmp_path, mnist_source)
     try:
-        _predict_flood(server, clients=50, seconds=20, name="predict-flood-50x20s")
+        _predict_flood(server, clients=50, seconds=20, name="predict-flood-50x20s", p99_ms=200)
     finally:
         stop_server(server)
 

@@ -356,3 +356,22 @@ def test_predict_explains_a_drawing_with_the_engine_backward_pass(client: TestCl
     other = client.post("/api/predict", json={"image": digit_png(), "model": run_id, "explain": True, "target": 3})
     assert other.json()["explanation"]["target"] == 3
     assert client.post("/api/predict", json={"image": digit_png(), "explain": True, "target": 10}).status_code == 422
+
+
+def test_a_test_digit_with_its_label(client: TestClient) -> None:
+    """GET /api/datasets/mnist/samples/{index}: a real test image (28x28, 0-1) and its true label, the same as
+    the data set's; out of range and unknown sets are 404, a negative index 422."""
+    from engine.datasets import get_dataset
+
+    data = get_dataset("mnist").load(client.app.state.ctx.settings.data_dir, {})  # type: ignore[attr-defined]
+    answer = client.get("/api/datasets/mnist/samples/7")
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["dataset"], body["index"], body["label"]) == ("mnist", 7, int(data.y_test[7]))
+    pixels = body["pixels"]
+    assert len(pixels) == 28 and all(len(row) == 28 for row in pixels)
+    assert max(map(max, pixels)) <= 1.0 and min(map(min, pixels)) >= 0.0
+    assert abs(sum(map(sum, pixels)) - float(data.x_test[7].sum())) < 0.1
+    assert client.get("/api/datasets/mnist/samples/10000").status_code == 404
+    assert client.get("/api/datasets/nope/samples/0").status_code == 404
+    assert client.get("/api/datasets/mnist/samples/-1").status_code == 422

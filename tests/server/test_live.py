@@ -44,14 +44,18 @@ def test_train_watch_control_restart_and_predict(live_server: LiveServer, tmp_pa
 
     async def control() -> list[dict]:
         seen: list[dict] = []
-        async with websockets.connect(f"{live_server.ws_url}/ws/runs/{long_id}", max_size=2**24) as ws:
+        # the run's owner steers it: its owner cookie goes with the socket and the REST call
+        cookie = "; ".join(f"{k}={v}" for k, v in http.cookies.items())
+        async with websockets.connect(
+            f"{live_server.ws_url}/ws/runs/{long_id}", max_size=2**24, additional_headers={"Cookie": cookie}
+        ) as ws:
             async for raw in ws:
                 m = json.loads(raw)
                 seen.append(m)
                 if m["type"] == "epoch" and m["epoch"] == 1:
                     await ws.send(json.dumps({"action": "pause"}))
                 if m["type"] == "state" and m["state"] == "paused":
-                    async with httpx.AsyncClient(base_url=live_server.url) as client:
+                    async with httpx.AsyncClient(base_url=live_server.url, cookies=http.cookies) as client:
                         assert (await client.get(f"/api/runs/{long_id}")).json()["state"] == "paused"
                         await asyncio.sleep(0.3)
                         await client.post(f"/api/runs/{long_id}/resume")
