@@ -2,6 +2,8 @@
 
     conv 8@5x5 same + relu -> maxpool 2 -> conv 16@5x5 same + relu -> maxpool 2 -> flatten -> dense 10
 
+(each ReLU fused into its conv, as Model.build does)
+
 Prints milliseconds per batch for each layer's forward and backward (median over the iterations) and, next to
 each, the "sgemm floor": the median time of the same matrix products (same shapes and transposes, per block of
 images as Conv2D runs them) timed alone, interleaved with the network so background load hits both alike; and
@@ -25,7 +27,7 @@ import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from engine.conv import Conv2D
-from engine.layers import ActivationLayer, Dense, Flatten, Layer
+from engine.layers import Dense, Flatten, Layer
 from engine.optimizers import Adam
 from engine.pool import MaxPool2D
 
@@ -33,13 +35,17 @@ Shapes = list[tuple[tuple[int, int], tuple[int, int], bool]]  # (a shape, b shap
 
 
 def network(rng: np.random.Generator) -> list[tuple[str, Layer]]:
+    """As Model.build makes it: each ReLU fused into its conv, its slope applied by the max pool after it."""
+    conv1 = Conv2D(1, 8, 5, rng=rng, needs_input_grad=False, activation="relu")
+    conv2 = Conv2D(8, 16, 5, rng=rng, activation="relu")
+    pool1, pool2 = MaxPool2D(2), MaxPool2D(2)
+    for conv, pool in ((conv1, pool1), (conv2, pool2)):
+        conv.slope_applied_downstream = pool.relu_input = True
     return [
-        ("conv1 8@5x5", Conv2D(1, 8, 5, rng=rng, needs_input_grad=False)),
-        ("relu1", ActivationLayer("relu")),
-        ("maxpool1", MaxPool2D(2)),
-        ("conv2 16@5x5", Conv2D(8, 16, 5, rng=rng)),
-        ("relu2", ActivationLayer("relu")),
-        ("maxpool2", MaxPool2D(2)),
+        ("conv1+relu", conv1),
+        ("maxpool1", pool1),
+        ("conv2+relu", conv2),
+        ("maxpool2", pool2),
         ("flatten", Flatten()),
         ("dense 10", Dense(7 * 7 * 16, 10, rng=rng)),
     ]
@@ -60,15 +66,17 @@ def gemm_shapes(layer: Layer, x_shape: tuple[int, ...], whole_batch: bool = Fals
     forward: Shapes = []
     backward: Shapes = []
     for b in blocks:
-        if g.c == 1 and layer.stride == 1 and not whole_batch:  # planar path: products over the padded grid
-            q = b * g.hp * g.wp
-            forward.append(((k * k, q), (k * k, f), True))
-            backward.append(((k * k, q), (q, f), False))
+        if g.c == 1 and not whole_batch:  # planar path: products over the padded grid, a row of ones for the bias
+            q = b * g.hq * g.wq
+            forward.append(((k * k + 1, q), (k * k + 1, f), True))
+            backward.append(((k * k + 1, q), (q, f), False))
         else:
             m = b * g.oh * g.ow
             forward.append(((m, k * k * g.c), (k * k * g.c, f), False))
             backward.append(((m, k * k * g.c), (m, f), True))
-        if layer.needs_input_grad:
+        if layer.needs_input_grad and layer.stride > 1:  # col2im
+            backward.append(((b * g.oh * g.ow, f), (f, k * k * g.c), False))
+        elif layer.needs_input_grad:
             backward.append(((b * g.h * g.w, k * k * f), (k * k * f, g.c), False))
     return forward, backward
 

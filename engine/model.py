@@ -4,6 +4,7 @@ JSON header. Model files of format 1 (a stack of dense layers, before typed laye
 from __future__ import annotations
 
 import io
+import itertools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,8 +86,11 @@ class Model:
                     rng=init_rng,
                     dtype=dtype,
                     needs_input_grad=not first,
+                    activation="relu" if layer_spec.activation == "relu" else "linear",  # ReLU is fused
                 )
-                layers += [owner, ActivationLayer(layer_spec.activation)]
+                layers.append(owner)
+                if layer_spec.activation != "relu":
+                    layers.append(ActivationLayer(layer_spec.activation))
                 owners[i] = owner
             elif isinstance(layer_spec, PoolSpec):
                 pool = MaxPool2D if layer_spec.type == "maxpool2d" else AvgPool2D
@@ -99,6 +103,9 @@ class Model:
                 layers.append(Flatten())
             shape = info.output_shape
             spec_index += [i] * (len(layers) - len(spec_index))
+        for before, after in itertools.pairwise(layers):  # ReLU then max pool: the pool applies the slope
+            if isinstance(before, Conv2D) and before.relu and isinstance(after, MaxPool2D):
+                before.slope_applied_downstream = after.relu_input = True
         loss = get_loss(spec.loss, spec.output.activation)
         flat = flatten(owners.values())  # after every layer exists, before any optimizer holds an array
         return cls(spec, layers, loss, dtype, owners=owners, spec_index=spec_index, flat=flat)
@@ -162,8 +169,16 @@ class Model:
             grad = layer.backward(grad)
         return loss, logits
 
-    def evaluate(self, x: np.ndarray, labels: np.ndarray, chunk: int = 5000) -> tuple[float, np.ndarray]:
-        """Mean loss and predicted classes over a data set, in inference mode."""
+    def evaluate(self, x: np.ndarray, labels: np.ndarray, chunk: int | None = None) -> tuple[float, np.ndarray]:
+        """Mean loss and predicted classes over a data set, in inference mode, `chunk` samples at a time: by
+        default 1000 images for a network on images (its feature maps stay a few MB), 5000 rows otherwise."""
+        if chunk is None:
+            chunk = (
+                1000
+                if len(self.spec.input_shape) > 1
+                and any(not isinstance(layer, DenseSpec | FlattenSpec) for layer in self.spec.layers)
+                else 5000
+            )
         total, preds = 0.0, []
         for i in range(0, x.shape[0], chunk):
             xb, yb = x[i : i + chunk], labels[i : i + chunk]

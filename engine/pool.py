@@ -31,9 +31,10 @@ class _Pool2D(Layer):
         self._x: np.ndarray | None = None
 
     def _slices(self, a: np.ndarray, out_h: int, out_w: int) -> list[np.ndarray]:
-        """One strided view per window offset: element [n, y, x] of view (i, j) is a[n, y*s + i, x*s + j]."""
+        """One strided view per window offset, column by column: element [n, y, x] of view (i, j) is
+        a[n, y*s + i, x*s + j]."""
         s, last_h, last_w = self.stride, (out_h - 1) * self.stride + 1, (out_w - 1) * self.stride + 1
-        return [a[:, i : i + last_h : s, j : j + last_w : s] for i in range(self.size) for j in range(self.size)]
+        return [a[:, i : i + last_h : s, j : j + last_w : s] for j in range(self.size) for i in range(self.size)]
 
     def _out_hw(self, x: np.ndarray) -> tuple[int, int]:
         if x.ndim != 4:
@@ -53,18 +54,62 @@ class MaxPool2D(_Pool2D):
         super().__init__(size, stride)
         self._out: np.ndarray | None = None
 
+        self._pairs: tuple[np.ndarray, np.ndarray] | None = None  # 2x2 path: which half won, per stage
+        # Set when the input is a ReLU's output whose layer leaves its slope to this pool (Conv2D's
+        # slope_applied_downstream): max and ReLU commute, so the slope is 1 exactly where this pool's output is
+        # positive, and applying it here touches a quarter of the values.
+        self.relu_input = False
+
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
-        first, *rest = self._slices(x, *self._out_hw(x))
+        out_h, out_w = self._out_hw(x)
+        if self.size == 2 and self.stride == 2:
+            return self._forward_2x2(x, out_h, out_w, training)
+        first, *rest = self._slices(x, out_h, out_w)
         out = first.copy()
         for part in rest:
             np.maximum(out, part, out=out)
-        self._x, self._out = x, out
+        self._x, self._out, self._pairs = x, out, None
         return out
 
+    def _forward_2x2(self, x: np.ndarray, out_h: int, out_w: int, training: bool) -> np.ndarray:
+        """Two stages of pairs: the window's top and bottom rows first (runs of W*C contiguous floats), then
+        the left and right columns of that half-size result (runs of only C floats, the slow kind, on half
+        the data). Each stage keeps which half won (the first on ties, so the window's first maximum in
+        column-major order), and backward routes the gradient with two selects."""
+        n, c = x.shape[0], x.shape[3]
+        rows = x[:, : 2 * out_h, : 2 * out_w].reshape(n, out_h, 2, 2 * out_w, c)  # a view (splits H only)
+        cols = np.maximum(rows[:, :, 0], rows[:, :, 1])  # (N, OH, 2*OW, C): per column of the window
+        pairs = cols.reshape(n, out_h, out_w, 2 * c)
+        out = np.maximum(pairs[..., :c], pairs[..., c:])
+        self._x, self._out, self._pairs = x, out, None  # after inference, backward takes the general path
+        if training:
+            top = rows[:, :, 0] >= rows[:, :, 1]
+            left = pairs[..., :c] >= pairs[..., c:]
+            self._pairs = (top, left)
+        return out
+
+    def _backward_2x2(self, grad_out: np.ndarray) -> np.ndarray:
+        assert self._x is not None and self._pairs is not None
+        x, (top, left) = self._x, self._pairs
+        n, out_h, out_w, c = grad_out.shape
+        cols = np.empty((n, out_h, out_w, 2 * c), grad_out.dtype)  # the gradient of each window column's max
+        np.multiply(grad_out, left, out=cols[..., :c])
+        np.subtract(grad_out, cols[..., :c], out=cols[..., c:])
+        cols2 = cols.reshape(n, out_h, 2 * out_w, c)
+        dx = np.zeros_like(x) if x.shape[1:3] != (2 * out_h, 2 * out_w) else np.empty_like(x)
+        rows = dx[:, : 2 * out_h, : 2 * out_w].reshape(n, out_h, 2, 2 * out_w, c)
+        np.multiply(cols2, top, out=rows[:, :, 0])
+        np.subtract(cols2, rows[:, :, 0], out=rows[:, :, 1])
+        return dx
+
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        """The whole gradient goes to the window's maximum; on ties, to the first in row-major order (a window
+        """The whole gradient goes to the window's maximum; on ties, to the first in column-major order (a window
         of ReLU zeros is common, and splitting or copying the gradient there would be wrong)."""
         assert self._x is not None and self._out is not None, "backward before forward"
+        if self.relu_input:
+            grad_out = np.multiply(grad_out, self._out > 0)
+        if self._pairs is not None:
+            return self._backward_2x2(grad_out)
         x, out = self._x, self._out
         dx = np.zeros_like(x)
         unclaimed = np.ones(out.shape, bool)  # windows whose winner is not found yet

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
+from threadpoolctl import threadpool_limits
 
 from engine.activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
 from engine.datasets.mnist import MnistError, fetch_mnist, load_mnist, mnist_arrays
@@ -130,7 +131,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             )
 
     trainer = Trainer(model, config.train_config(), data, on_event=on_event)
-    end = trainer.run()
+    with threadpool_limits(limits=args.threads, user_api="blas"):
+        end = trainer.run()
     _, predicted = model.evaluate(data.x_test, data.y_test)
     final = accuracy(predicted, data.y_test)
     print(f"{end.state}: {end.message}; test accuracy {final:.4f} after {total[0]:.1f}s of training")
@@ -276,6 +278,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", help="save the trained model here (.npz)")
     train.add_argument("--data-dir", help="overrides NNPLAY_DATA_DIR")
     train.add_argument("--quiet", action="store_true", help="no batch progress bar")
+    train.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="BLAS threads for training (default 1: a batch's products are small, and a second thread that "
+        "waits for a busy core makes each product many times slower)",
+    )
     train.set_defaults(fn=cmd_train)
 
     evaluate = sub.add_parser("evaluate", help="MNIST test accuracy of a saved model")

@@ -2,15 +2,44 @@
 
 from __future__ import annotations
 
-from server.config import Conv2DConfig, DenseConfig, OptimizerConfig, PoolConfig, RunConfig, ScheduleConfig
+from server.config import Conv2DConfig, DenseConfig, OptimizerConfig, RunConfig, ScheduleConfig
 from server.schemas import Preset
 
+CNN_DESCRIPTION = (
+    "A small convolutional network that strides instead of pooling: conv 16@5x5 stride 2 (28x28 -> 14x14) -> "
+    "conv 32@3x3 stride 2, valid (-> 6x6) -> 128 ReLU units -> 10 outputs; Adam (beta2 0.99) with a cosine "
+    "schedule, 4 epochs. Each filter is shared across the whole image, so it learns strokes wherever they are: "
+    "about 99.0-99.1% in some 15 seconds on two cores."
+)
+
+
+def cnn_config(name: str) -> RunConfig:
+    """The cnn preset; also the default model's, trained at first start."""
+    return RunConfig(
+        name=name,
+        layers=[
+            Conv2DConfig(type="conv2d", filters=16, kernel=5, stride=2),
+            Conv2DConfig(type="conv2d", filters=32, kernel=3, stride=2, padding="valid"),
+            DenseConfig(units=128),
+        ],
+        optimizer=OptimizerConfig(name="adam", beta2=0.99),
+        learning_rate=3e-3,
+        schedule=ScheduleConfig(name="cosine"),
+        batch_size=128,
+        epochs=4,
+    )
+
+
 PRESETS: list[Preset] = [
+    Preset(name="default", description="The default model's network: " + CNN_DESCRIPTION, config=cnn_config("default")),
     Preset(
-        name="default",
-        description="Two ReLU layers, Adam with a cosine schedule: about 98.3% test accuracy in 8 epochs.",
+        name="mlp",
+        description=(
+            "Two ReLU layers (the default before convolutions), Adam with a cosine schedule: about 98.3% test "
+            "accuracy in 8 epochs."
+        ),
         config=RunConfig(
-            name="default",
+            name="mlp",
             layers=[DenseConfig(units=256), DenseConfig(units=128)],
             optimizer=OptimizerConfig(name="adam"),
             learning_rate=2e-3,
@@ -100,30 +129,7 @@ PRESETS: list[Preset] = [
 ]
 
 
-PRESETS.append(
-    Preset(
-        name="cnn",
-        description=(
-            "A small convolutional network (ConvNetJS's MNIST demo, a little wider): conv 8@5x5 -> max pool -> "
-            "conv 16@5x5 -> max pool -> 10 outputs, Adam with a cosine schedule. Convolution shares each 5x5 "
-            "filter across the whole image, so it learns strokes wherever they are: about 99% in 4 epochs."
-        ),
-        config=RunConfig(
-            name="cnn",
-            layers=[
-                Conv2DConfig(type="conv2d", filters=8, kernel=5),
-                PoolConfig(type="maxpool2d", size=2),
-                Conv2DConfig(type="conv2d", filters=16, kernel=5),
-                PoolConfig(type="maxpool2d", size=2),
-            ],
-            optimizer=OptimizerConfig(name="adam"),
-            learning_rate=3e-3,
-            schedule=ScheduleConfig(name="cosine"),
-            batch_size=128,
-            epochs=4,
-        ),
-    )
-)
+PRESETS.append(Preset(name="cnn", description=CNN_DESCRIPTION, config=cnn_config("cnn")))
 
 
 def get_preset(name: str) -> Preset | None:

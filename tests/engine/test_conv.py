@@ -86,6 +86,32 @@ def test_conv_forward_matches_naive_loops(padding: str, stride: int, k: int, c: 
 
 
 @pytest.mark.usefixtures("blocks")
+@pytest.mark.parametrize(("padding", "stride", "k", "c", "f", "h", "w"), CONV_CASES)
+def test_conv_with_fused_relu_matches_naive_loops_and_finite_differences(
+    padding: str, stride: int, k: int, c: int, f: int, h: int, w: int
+) -> None:
+    layer = random_conv(c, f, k, stride, padding, activation="relu")
+    x = np.random.default_rng(3).standard_normal((3, h, w, c))
+    expected = np.maximum(naive_conv(x, **_wb(layer), stride=stride, padding=padding), 0)
+    assert (expected == 0).any() and (expected > 0).any()
+    np.testing.assert_allclose(layer.forward(x, False), expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(layer.forward(x, True), expected, rtol=1e-12, atol=1e-12)
+    check_layer_gradients(layer, x)
+
+
+def test_conv_relu_is_fused_into_the_model_and_other_activations_are_not() -> None:
+    from engine.model import Model
+    from engine.spec import Conv2DSpec, ModelSpec
+
+    for activation, chain in (("relu", ["Conv2D"]), ("tanh", ["Conv2D", "ActivationLayer"])):
+        spec = ModelSpec((6, 6, 1), (Conv2DSpec(2, 3, activation=activation),))
+        model = Model.build(spec)
+        assert [type(layer).__name__ for layer in model.layers[: len(chain)]] == chain
+    with pytest.raises(ValueError):
+        Conv2D(1, 2, 3, rng=np.random.default_rng(0), activation="tanh")
+
+
+@pytest.mark.usefixtures("blocks")
 def test_conv_reuses_its_work_arrays_across_batch_sizes() -> None:
     rng = np.random.default_rng(4)
     for c in (1, 3):  # planar and general paths

@@ -27,7 +27,7 @@ def naive_pool(x: np.ndarray, size: int, stride: int, reduce: Callable[..., np.n
 # ---- pooling ------------------------------------------------------------------------------------------
 
 
-POOL_CASES = [(2, 2, 5, 7), (3, 3, 7, 8), (2, 1, 5, 4), (3, 2, 7, 6)]  # size, stride, height, width
+POOL_CASES = [(2, 2, 5, 7), (2, 2, 6, 8), (3, 3, 7, 8), (2, 1, 5, 4), (3, 2, 7, 6)]  # size, stride, height, width
 
 
 @pytest.mark.parametrize("pool", [MaxPool2D, AvgPool2D])
@@ -57,6 +57,24 @@ def test_max_pool_sends_a_tied_window_gradient_to_its_first_position_only(stride
     layer.forward(x, True)
     dx = layer.backward(np.full((1, 1, 1, 1), 3.0))
     np.testing.assert_array_equal(dx[0, :, :, 0], [[3.0, 0.0], [0.0, 0.0]])
+
+
+@pytest.mark.parametrize("stride", [2, 1])
+@pytest.mark.parametrize(
+    ("window", "winner"),
+    [([[1.0, 2.0], [2.0, 0.0]], (1, 0)), ([[0.0, 3.0], [0.0, 3.0]], (0, 1)), ([[1, 1], [1, 1]], (0, 0))],
+)
+def test_max_pool_ties_go_to_the_first_maximum_in_column_major_order(
+    stride: int, window: list[list[float]], winner: tuple[int, int]
+) -> None:
+    x = np.array(window, np.float32).reshape(1, 2, 2, 1).repeat(3, axis=3)  # C > 1: the 2x2 path's pairs
+    layer = MaxPool2D(2, stride)
+    layer.forward(x, True)
+    dx = layer.backward(np.full((1, 1, 1, 3), 3.0, np.float32))
+    expected = np.zeros((2, 2), np.float32)
+    expected[winner] = 3.0
+    for channel in range(3):
+        np.testing.assert_array_equal(dx[0, :, :, channel], expected)
 
 
 # ---- batch norm, flatten, activations -----------------------------------------------------------------
@@ -167,3 +185,44 @@ def test_float32_stays_float32_everywhere() -> None:
             arrays = [grad, *layer.params.values(), *layer.grads.values(), *layer.buffers.values()]
             arrays += list(getattr(layer, "_kept", {}).values())
             assert all(a.dtype == np.float32 for a in arrays), layer.kind
+
+
+@pytest.mark.parametrize("side", [8, 7])
+def test_relu_slope_left_to_the_max_pool_keeps_the_stack_gradients_exact(side: int) -> None:
+    """Model.build pairs a conv's fused ReLU with the max pool after it: the pool applies the slope on its
+    output. The built chain (planar first layer, strided second) against central differences."""
+    from engine.model import Model
+    from engine.spec import Conv2DSpec, ModelSpec, PoolSpec
+
+    spec = ModelSpec(
+        (side, side, 1),
+        (Conv2DSpec(3, 3), PoolSpec(2), Conv2DSpec(4, 3, stride=2), PoolSpec(2)),
+    )
+    model = Model.build(spec, seed=3, dtype=np.float64)
+    conv1, pool1 = model.layers[0], model.layers[1]
+    assert isinstance(conv1, Conv2D) and isinstance(pool1, MaxPool2D)
+    assert conv1.slope_applied_downstream and pool1.relu_input
+    rng = np.random.default_rng(14)
+    for layer in model.owners.values():
+        for p in layer.params.values():
+            p += rng.standard_normal(p.shape) * 0.3  # biases of both signs: some windows are all ReLU zeros
+    layers = model.layers[:-1]  # up to the output layer's logits
+    x = rng.standard_normal((3, side, side, 1))
+
+    def run(inp: np.ndarray) -> np.ndarray:
+        for layer in layers:
+            inp = layer.forward(inp, True)
+        return inp
+
+    readout = rng.standard_normal(run(x).shape)
+
+    def loss() -> float:
+        return float((run(x) * readout).sum())
+
+    run(x)
+    grad = readout
+    for layer in reversed(layers):
+        grad = layer.backward(grad)
+    for layer in model.owners.values():
+        for key, g in {k: g.copy() for k, g in layer.grads.items()}.items():
+            assert rel_error(g, numeric_grad(loss, layer.params[key])) < RTOL, (layer.kind, key)
