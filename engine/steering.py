@@ -38,6 +38,7 @@ class AppliedChange:
     name: str
     old: float
     new: float
+    at: float = 0.0  # where on an epoch axis: epochs done + the fraction of this epoch's samples already seen
 
 
 def check(name: str, value: float) -> float:
@@ -74,7 +75,7 @@ class Controls:
             self._pending.append((name, value))
         return value
 
-    def due(self, step: int, epoch: int) -> list[AppliedChange]:
+    def due(self, step: int, epoch: int, at: float = 0.0) -> list[AppliedChange]:
         """Called by the trainer before batch `step`: every change that applies from it, applied to `hyper`."""
         with self._lock:
             wanted, self._pending = self._pending, []
@@ -86,5 +87,5 @@ class Controls:
             old = self.hyper[name]
             if old != value:
                 self.hyper[name] = value
-                applied.append(AppliedChange(step, epoch, name, old, value))
+                applied.append(AppliedChange(step, epoch, name, old, value, at))
         return applied

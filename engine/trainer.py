@@ -205,9 +205,9 @@ class Trainer:
         self.on_event(end)
         return end
 
-    def _apply_controls(self, epoch: int) -> None:
+    def _apply_controls(self, epoch: int, at: float) -> None:
         """Between batches: changes due from this batch on, into the optimizer and dropout layers."""
-        for change in self.controls.due(self.step_count, epoch):
+        for change in self.controls.due(self.step_count, epoch, at):
             name, hyper = change.name, self.controls.hyper
             if name in ("l1", "l2"):
                 setattr(self.optimizer, name, hyper[name])
@@ -246,7 +246,7 @@ class Trainer:
                         self._set_state("running")
                 if self._stop.is_set():
                     return RunEnd("stopped", f"stopped by request during epoch {epoch}", self.epochs_done)
-                self._apply_controls(epoch)
+                self._apply_controls(epoch, epoch - 1 + lo / n)
                 size = int(hyper["batch_size"])
                 hi = min(lo + size, n)
                 idx = order[lo:hi]

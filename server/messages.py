@@ -110,9 +110,10 @@ class ChangeMessage(Message):
     run_id: str
     step: int
     epoch: int
-    name: str  # learning_rate, l2, batch_size, momentum or dropout.<layer index>
+    name: str  # learning_rate, l1, l2, batch_size, momentum or dropout.<layer index>
     old: float
     new: float
+    at: float = 0.0  # position on the curves' epoch axis (epochs done + fraction of the epoch)
 
 
 class LayerHealthOut(Message):

@@ -116,7 +116,13 @@ class RunRecorder:
 
     def _on_change(self, event: AppliedChange) -> None:
         message = ChangeMessage(
-            run_id=self.run_id, step=event.step, epoch=event.epoch, name=event.name, old=event.old, new=event.new
+            run_id=self.run_id,
+            step=event.step,
+            epoch=event.epoch,
+            name=event.name,
+            old=event.old,
+            new=event.new,
+            at=event.at,
         )
         text = message.encode()
         self._journal("change", lambda j: j.add_change(self.run_id, text))

@@ -1,79 +1,54 @@
-// Line charts with uPlot (canvas, fast with thousands of points). Messages only update arrays and ask for a
-// frame; the actual setData happens at most once per animation frame, so a burst of progress messages (e.g.
-// after a reconnect) costs one redraw.
+// The live charts of the open run with uPlot (canvas, fast with thousands of points): loss per batch and per
+// epoch, accuracy per epoch, and a marker wherever a setting was changed while it trained. Messages only update
+// arrays and ask for a frame; setData happens at most once per animation frame.
 
 import { ChartTable } from './charttables.js';
-import { canvasColours, onColoursChange } from './colours.js';
+import { COLORS, axisStyle, epochValue, frameScheduler, lossValue, makePlot, pctValue } from './plots.js';
 
-const COLORS = {
-  batch: '#93b4e6',
-  train: '#1d4ed8',
-  test: '#c2410c',
-};
-const PALETTE = ['#1d4ed8', '#c2410c', '#047857', '#7c3aed', '#b91c1c', '#0e7490', '#a16207', '#be185d'];
-const DASHES = [[], [6, 4], [2, 3], [10, 3, 2, 3]];
 const MAX_BATCH_POINTS = 3000; // above this, neighbouring batch points are averaged in pairs
+const NEAR_PX = 8; // the cursor this close to a change marker shows what changed
 
-// functions, so that a switch to forced colours (high contrast) takes effect at the next redraw
-const axisStyle = {
-  stroke: () => canvasColours().text,
-  grid: { stroke: () => canvasColours().grid, width: 1 },
-  ticks: { stroke: () => canvasColours().tick, width: 1 },
-  font: '11px system-ui, sans-serif',
-  labelFont: '12px system-ui, sans-serif',
-};
+const NAMES = { learning_rate: 'learning rate', l1: 'L1', l2: 'L2', batch_size: 'batch size', momentum: 'momentum' };
 
-const plots = new Set();
-onColoursChange(() => {
-  for (const plot of plots) plot.redraw(false, true);
-});
-
-/** The newest value of a series: what its legend shows while the cursor is not over the chart. */
-function lastValue(values) {
-  for (let i = values.length - 1; i >= 0; i--) if (values[i] !== null && values[i] !== undefined) return values[i];
-  return null;
+/** "learning rate 0.001 → 0.01 (batch 812)": a change in words. */
+export function describeChange(c) {
+  const name = c.name.startsWith('dropout.') ? `layer ${Number(c.name.split('.')[1]) + 1} dropout` : NAMES[c.name] || c.name;
+  const fmt = (v) => (Number.isInteger(v) ? String(v) : Number(v.toPrecision(3)).toString());
+  return `${name} ${fmt(c.old)} → ${fmt(c.new)} (epoch ${c.epoch}, batch ${c.step})`;
 }
 
-/**
- * A legend value function that shows the newest value when no point is hovered (uPlot shows "–" then), so
- * the legend always says where the curves are now.
- */
-const latest = (fmt) => (u, v, sidx, idx) => fmt(u, idx === null || idx === undefined ? lastValue(u.data[sidx] || []) : v);
-
-/** A uPlot that follows its container's width. */
-function makePlot(container, opts, data) {
-  const width = () => Math.max(220, Math.floor(container.clientWidth));
-  const series = opts.series.map((s) => ({ ...s, value: latest(s.value || ((u, v) => (v === null ? '–' : String(v)))) }));
-  const plot = new window.uPlot({ ...opts, series, width: width() }, data, container);
-  plots.add(plot);
-  const observer = new ResizeObserver(() => {
-    if (width() !== plot.width) plot.setSize({ width: width(), height: opts.height });
-  });
-  observer.observe(container);
+/** A uPlot plugin: a dashed vertical line, numbered, at every change; hovering near one names it. */
+function markers(charts) {
   return {
-    plot,
-    setData(values) {
-      plot.setData(values);
-      if (plot.cursor.idx === null || plot.cursor.idx === undefined) plot.setLegend({ idx: null });
+    hooks: {
+      draw: [
+        (u) => {
+          const { ctx, bbox } = u;
+          ctx.save();
+          ctx.strokeStyle = '#7c3aed';
+          ctx.fillStyle = '#7c3aed';
+          ctx.setLineDash([4, 3]);
+          ctx.font = `${Math.round(10 * devicePixelRatio)}px system-ui, sans-serif`;
+          charts.changes.forEach((c, i) => {
+            const x = Math.round(u.valToPos(c.at, 'x', true));
+            if (x < bbox.left || x > bbox.left + bbox.width) return;
+            ctx.beginPath();
+            ctx.moveTo(x, bbox.top);
+            ctx.lineTo(x, bbox.top + bbox.height);
+            ctx.stroke();
+            ctx.fillText(String(i + 1), x + 3, bbox.top + 12 * devicePixelRatio);
+          });
+          ctx.restore();
+        },
+      ],
+      setCursor: [
+        (u) => {
+          const left = u.cursor.left;
+          const near = left === null || left < 0 ? null : charts.changes.find((c) => Math.abs(u.valToPos(c.at, 'x') - left) <= NEAR_PX);
+          charts.hover.textContent = near ? `Changed here: ${describeChange(near)}` : '';
+        },
+      ],
     },
-    destroy() {
-      observer.disconnect();
-      plots.delete(plot);
-      plot.destroy();
-    },
-  };
-}
-
-/** Calls fn once on the next animation frame, however many times it is scheduled before then. */
-function frameScheduler(fn) {
-  let pending = 0;
-  return () => {
-    if (!pending) {
-      pending = requestAnimationFrame(() => {
-        pending = 0;
-        fn();
-      });
-    }
   };
 }
 
@@ -87,6 +62,11 @@ export class LiveCharts {
     this.bx = []; // batch-loss x (fractional epoch) and y
     this.by = [];
     this.epochs = []; // sorted by epoch: {x, train_loss, test_loss, train_acc, test_acc}
+    this.changes = []; // live changes: {at, name, old, new, epoch, step}
+    this.hover = document.createElement('p');
+    this.hover.className = 'change-hover';
+    this.hover.setAttribute('aria-live', 'polite');
+    lossEl.after(this.hover);
     this.schedule = frameScheduler(() => this.render());
     this.lossTable = new ChartTable(lossEl, 'Loss per epoch as a table');
     this.accTable = new ChartTable(accEl, 'Accuracy per epoch as a table');
@@ -95,6 +75,7 @@ export class LiveCharts {
       accEl,
       {
         height: 220,
+        plugins: [markers(this)],
         scales: {
           x: { time: false, range: (u, min, max) => [0, Math.max(this.totalEpochs, max ?? 0, 1)] },
           y: { range: (u, min) => [min === null ? 0 : Math.max(0, Math.floor((min - 3) / 5) * 5), 100] },
@@ -125,6 +106,7 @@ export class LiveCharts {
       this.lossEl,
       {
         height: 220,
+        plugins: [markers(this)],
         scales: {
           x: { time: false, range: (u, min, max) => [0, Math.max(this.totalEpochs, max ?? 0, 1)] },
           y: this.logScale ? { distr: 3 } : { range: (u, min, max) => [0, max === null ? 1 : max * 1.05] },
@@ -171,6 +153,20 @@ export class LiveCharts {
     this.bx = [];
     this.by = [];
     this.epochs = [];
+    this.changes = [];
+    this.hover.textContent = '';
+    this.schedule();
+  }
+
+  /** From a snapshot: the stored per-batch points and changes (so a reloaded page draws them too). */
+  setJournal(progress, changes) {
+    for (const m of progress || []) this.addProgress(m);
+    this.changes = [...(changes || [])];
+    this.schedule();
+  }
+
+  addChange(change) {
+    if (!this.changes.some((c) => c.step === change.step && c.name === change.name)) this.changes.push(change);
     this.schedule();
   }
 
@@ -254,6 +250,7 @@ export class LiveCharts {
 
   render() {
     this.loss.setData(this.lossData());
+    this.loss.plot.redraw(false, false); // the markers are drawn in the draw hook
     const xs = this.epochs.map((p) => p.x);
     const pct = (v) => (v === null || v === undefined ? null : v * 100);
     this.acc.setData([xs, this.epochs.map((p) => pct(p.train_acc)), this.epochs.map((p) => pct(p.test_acc))]);
@@ -283,90 +280,3 @@ function epochPoint(m) {
   };
 }
 
-function epochValue(u, v) {
-  return v === null || v === undefined ? '–' : String(v);
-}
-
-function lossValue(u, v) {
-  return v === null || v === undefined ? '–' : v.toPrecision(3);
-}
-
-function pctValue(u, v) {
-  return v === null || v === undefined ? '–' : `${v.toFixed(2)}%`;
-}
-
-/**
- * A y range that fits the data with a little room (96% and 98% must not share one sliver of a 0-100 axis);
- * accuracy stays within 0-100 %, a loss above 0.
- */
-export function zoomed(min, max, isPercent) {
-  if (min === null || max === null) return isPercent ? [0, 100] : [0, 1];
-  const pad = Math.max((max - min) * 0.1, isPercent ? 0.2 : Math.abs(max) * 0.02 || 0.01);
-  let lo = min - pad;
-  let hi = max + pad;
-  if (isPercent) [lo, hi] = [Math.max(0, lo), Math.min(100, hi)];
-  else lo = Math.max(0, lo);
-  return [lo, hi];
-}
-
-/** Overlay of several runs' per-epoch curves (one metric at a time). */
-export class CompareChart {
-  constructor(container) {
-    this.container = container;
-    this.chart = null;
-    this.table = new ChartTable(container, 'Compared curves as a table');
-  }
-
-  /** runs: [{label, history}] ; metric: a key of the epoch messages (test_accuracy, test_loss, ...). */
-  set(runs, metric) {
-    if (this.chart) {
-      this.chart.destroy();
-      this.chart = null;
-    }
-    const isAcc = metric.endsWith('accuracy');
-    if (!runs.length) {
-      this.table.set([], [], 'No runs compared.');
-      return;
-    }
-    const epochs = [...new Set(runs.flatMap((r) => r.history.map((h) => h.epoch)))].sort((a, b) => a - b);
-    const data = [epochs];
-    for (const r of runs) {
-      const byEpoch = new Map(r.history.map((h) => [h.epoch, h[metric]]));
-      data.push(
-        epochs.map((e) => {
-          const v = byEpoch.get(e);
-          return v === null || v === undefined ? null : isAcc ? v * 100 : v;
-        }),
-      );
-    }
-    this.chart = makePlot(
-      this.container,
-      {
-        height: 240,
-        scales: { x: { time: false }, y: { range: (u, min, max) => zoomed(min, max, isAcc) } },
-        axes: [
-          { ...axisStyle, label: 'epoch', incrs: [1, 2, 5, 10, 20, 50, 100] },
-          { ...axisStyle, label: metric.replace('_', ' ') + (isAcc ? ' %' : ''), size: 50 },
-        ],
-        series: [
-          { label: 'epoch', value: epochValue },
-          ...runs.map((r, i) => ({
-            label: r.label,
-            stroke: PALETTE[i % PALETTE.length],
-            dash: DASHES[Math.floor(i / PALETTE.length) % DASHES.length],
-            width: 2,
-            spanGaps: true,
-            points: { show: true, size: 5 },
-            value: isAcc ? pctValue : lossValue,
-          })),
-        ],
-      },
-      data,
-    );
-    const fmt = isAcc ? pctValue : lossValue;
-    this.table.set(
-      ['epoch', ...runs.map((r) => r.label)],
-      epochs.map((e, k) => [String(e), ...data.slice(1).map((col) => fmt(null, col[k]))]),
-    );
-  }
-}

@@ -3,7 +3,7 @@
 // periodic refresh never yanks focus away from someone tabbing through the list.
 
 import { api } from './api.js';
-import { CompareChart } from './charts.js';
+import { CompareChart } from './compare.js';
 import { describeDifferences } from './configdiff.js';
 import { ACTIVE } from './runstates.js';
 import { configSummary, datasetOf, trainingSummary } from './summary.js';

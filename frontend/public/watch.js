@@ -4,6 +4,8 @@
 
 import { api, RunSocket } from './api.js';
 import { LiveCharts } from './charts.js';
+import { HealthCharts } from './health.js';
+import { SteerPanel } from './steer.js';
 import { Histograms } from './histograms.js';
 import { drawFilters, renderConfusion, renderMisclassified } from './panels.js';
 import {
@@ -33,6 +35,9 @@ export class RunWatcher {
     this.charts = new LiveCharts($('chart-loss'), $('chart-acc'));
     this.histograms = new Histograms($('histograms'), $('hist-shared'));
     $('loss-log').addEventListener('change', (e) => this.charts.setLogScale(e.target.checked));
+    this.changes = [];
+    this.health = new HealthCharts();
+    this.steer = new SteerPanel(() => ({ run: this.run, state: this.state, changes: this.changes }));
     $('btn-pause').addEventListener('click', () => this.control('pause'));
     $('btn-resume').addEventListener('click', () => this.control('resume'));
     $('btn-stop').addEventListener('click', () => this.control('stop'));
@@ -51,6 +56,8 @@ export class RunWatcher {
     this.lastProgress = null;
     this.charts.reset();
     this.histograms.reset();
+    this.changes = [];
+    this.health.reset(null);
     this.showFilters(null);
     renderConfusion($('confusion'), null);
     renderMisclassified($('misclassified'), null);
@@ -110,14 +117,22 @@ export class RunWatcher {
       case 'epoch':
         return this.epoch(msg);
       case 'state':
+        if (msg.step !== null && msg.step !== undefined) this.stepCount = msg.step; // batches trained so far
         return this.setState(msg.state);
       case 'end':
         return this.end(msg);
       case 'error':
         $('run-hint').textContent = `Server: ${msg.detail}`;
         return undefined;
-      case 'ack':
-        return this.setState(msg.state);
+      case 'ack': // set and step answer with what they do, not a run state
+        return ['pause', 'resume', 'stop'].includes(msg.action) ? this.setState(msg.state) : undefined;
+      case 'change':
+        this.changes.push(msg);
+        this.charts.addChange(msg);
+        return this.steer.update(this.run, this.state, this.changes);
+      case 'health':
+        this.stepCount = msg.step;
+        return this.health.add(msg);
       default:
         return undefined; // unknown message types are ignored: newer servers may send more
     }
@@ -131,6 +146,9 @@ export class RunWatcher {
     $('run-config').textContent = `${configSummary(run.config, dataset)} · ${trainingSummary(run.config, dataset)}`;
     const history = run.history || [];
     this.charts.setHistory(history, run.config.epochs);
+    this.changes = [...(run.changes || [])];
+    this.charts.setJournal(run.progress, run.changes);
+    this.health.set(run.health, run.config);
     this.histograms.setHistory(history);
     const last = history[history.length - 1];
     if (last) {
@@ -149,6 +167,7 @@ export class RunWatcher {
   }
 
   progress(m) {
+    if (m.step) this.stepCount = m.step;
     if (TERMINAL.has(this.state)) return; // a late report must not bring back "time left" to an ended run
     this.lastProgress = m;
     this.charts.addProgress(m);
@@ -219,6 +238,7 @@ export class RunWatcher {
       this.noteCharts(state);
     }
     const has = Boolean(this.run);
+    this.steer.update(this.run, state, this.changes);
     $('btn-pause').disabled = !has || !CAN_PAUSE.has(state);
     $('btn-resume').disabled = !has || !CAN_RESUME.has(state);
     $('btn-stop').disabled = !has || !ACTIVE.has(state) || state === 'stopping';
