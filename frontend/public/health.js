@@ -85,8 +85,9 @@ export function warnings(layers, config) {
     }
     if (l.update_ratio > 0.05) {
       out.push(`${name}: each step moves the weights by ${sci(l.update_ratio)} of their size (healthy is about 1e-3): the learning rate${lr ? ` (${lr})` : ''} is too high.`);
-    } else if (l.update_ratio > 0 && l.update_ratio < 1e-5) {
-      out.push(`${name}: each step moves the weights by only ${sci(l.update_ratio)} of their size (healthy is about 1e-3): it barely learns; raise the learning rate, or use a mean loss per batch that is not tiny (cross-entropy).`);
+    } else if (l.update_ratio > 0 && l.update_ratio < 3e-4) {
+      const how = l.update_ratio < 1e-5 ? 'it barely learns' : 'it learns slowly';
+      out.push(`${name}: each step moves the weights by only ${sci(l.update_ratio)} of their size (healthy is about 1e-3): ${how}. Raise the learning rate, or use cross-entropy, whose gradients do not shrink with sigmoid outputs (unless a schedule is winding the rate down on purpose).`);
     }
   }
   const grads = layers.map((l) => l.grad_norm).filter((g) => g > 0);

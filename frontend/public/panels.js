@@ -116,6 +116,12 @@ export function renderMisclassified(container, misclassified) {
   }
   const data = b64ToBytes(misclassified.data);
   const side = Math.round(Math.sqrt(data.length / items.length)); // square images, one after another
+  if (!side) {
+    // not images (the 2-D sets' points): the mistakes as text
+    const listed = items.slice(0, 12).map((i) => `#${i.index}: ${i.label}→${i.predicted}`);
+    container.replaceChildren(el('p', { class: 'muted' }, `Misclassified test points: ${listed.join(', ')}`));
+    return;
+  }
   const tiles = items.map((item, k) => {
     const canvas = el('canvas', { class: 'pixelated digit', width: side, height: side });
     drawDigit(canvas, data, { offset: k * side * side, scale: 1, side });

@@ -33,7 +33,7 @@ export class SteerPanel {
   }
 
   list(changes) {
-    const items = (changes || []).map((c, i) => el('li', {}, `${i + 1}. ${describeChange(c)}`));
+    const items = (changes || []).map((c) => el('li', {}, describeChange(c))); // the list numbers them, as the markers are
     $('change-list').replaceChildren(...items);
     $('change-list').hidden = !items.length;
   }

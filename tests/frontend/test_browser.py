@@ -190,7 +190,7 @@ def test_build_train_draw_reload(browser: Browser, live_server: LiveServer, arti
     page.locator("#layers [data-k=units]").first.fill("32")
     page.select_option("#f-optimizer", "adam")
     page.fill("#f-learning_rate", "0.002")
-    page.fill("#f-batch_size", "64")
+    page.fill("#f-batch_size", "8")  # 625 batches an epoch: long enough for progress messages
     page.fill("#f-train_subset", "5000")
     # an invalid value is caught in the form: inline message, Start disabled
     page.fill("#f-epochs", "0")
@@ -224,7 +224,7 @@ def test_build_train_draw_reload(browser: Browser, live_server: LiveServer, arti
     assert "running" in states[states.index("paused") :], states
     progress_texts = page.evaluate("window.__seen['progress-text']")
     assert any(t.startswith("epoch 1/4") for t in progress_texts), progress_texts
-    assert any(re.search(r"batch \d+/79", t) for t in progress_texts), "no progress message reached the page"
+    assert any(re.search(r"batch \d+/625", t) for t in progress_texts), "no progress message reached the page"
     expect(page.locator("#progress-text")).to_have_text("finished · epoch 4/4")
     expect(page.locator("#run-summary")).to_contain_text("After epoch 4/4")
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
 
 from tests.conftest import LiveServer, make_data_dir, start_server, stop_server
 from tests.frontend.test_browser import (
@@ -34,7 +34,7 @@ pytestmark = pytest.mark.browser
 
 SMALL: dict[str, Any] = {"layers": [{"units": 16}], "batch_size": 100, "epochs": 2, "train_subset": 2000}
 # long enough to still be training when the test looks; the test stops it
-LONG: dict[str, Any] = {"layers": [{"units": 16}], "batch_size": 50, "epochs": 200, "train_subset": 2000}
+LONG: dict[str, Any] = {"layers": [{"units": 16}], "batch_size": 10, "epochs": 200, "train_subset": 2000}  # minutes
 
 
 @pytest.fixture(scope="module")
@@ -48,16 +48,35 @@ def chromium() -> Iterator[Browser]:
         b.close()
 
 
+CLIENTS: dict[str, httpx.Client] = {}
+
+
+def api(server: LiveServer) -> httpx.Client:
+    """One client, so one owner cookie, per server: the runs a test starts are its own, and the pages it opens
+    share that identity (page_for), so the page may stop and delete them as their owner."""
+    if server.url not in CLIENTS:
+        CLIENTS[server.url] = httpx.Client(base_url=server.url, timeout=30)
+        CLIENTS[server.url].get("/api/health")  # the first answer sets the owner cookie
+    return CLIENTS[server.url]
+
+
+def page_for(browser: Browser, viewport: ViewportSize, server: LiveServer) -> tuple[Page, Any]:
+    page, problems = new_page(browser, viewport)
+    cookies = api(server).cookies
+    page.context.add_cookies([{"name": name, "value": value, "url": server.url} for name, value in cookies.items()])
+    return page, problems
+
+
 def post_run(server: LiveServer, config: dict[str, Any]) -> str:
-    response = httpx.post(f"{server.url}/api/runs", json=config)
+    response = api(server).post("/api/runs", json=config)
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
 
 
 def stop_all(server: LiveServer) -> None:
-    for run in httpx.get(f"{server.url}/api/runs").json():
+    for run in api(server).get("/api/runs").json():
         if run["state"] in ("queued", "running", "paused"):
-            httpx.post(f"{server.url}/api/runs/{run['id']}/stop")
+            api(server).post(f"/api/runs/{run['id']}/stop")
 
 
 def in_viewport(page: Page, selector: str) -> bool:
@@ -86,11 +105,11 @@ def test_first_visit_shows_the_default_model_training_and_start_in_reach(
     )
     try:
         deadline = time.monotonic() + 20
-        while not httpx.get(f"{server.url}/api/health").json()["default_model_run"]:
+        while not api(server).get("/api/health").json()["default_model_run"]:
             assert time.monotonic() < deadline, "the default model did not start training"
             time.sleep(0.2)
         for viewport, name in ((DESKTOP, "first-visit-1280.png"), (PHONE, "first-visit-390.png")):
-            page, problems = new_page(chromium, viewport)
+            page, problems = page_for(chromium, viewport, server)
             load(page, server.url)
             expect(page.locator("#run-title")).to_have_text("default model")
             expect(page.locator("#run-state")).to_have_text(re.compile(r"^(running|queued)$"))
@@ -107,7 +126,7 @@ def test_first_visit_shows_the_default_model_training_and_start_in_reach(
 def test_idle_hint_fits_phone_and_desktop(chromium: Browser, live_server: LiveServer) -> None:
     """Item 2: the empty Train panel does not send a phone user "to the left" (the form is above there)."""
     for viewport in (DESKTOP, PHONE):
-        page, problems = new_page(chromium, viewport)
+        page, problems = page_for(chromium, viewport, live_server)
         load(page, live_server.url)
         hint = page.locator("#run-hint")
         expect(hint).to_contain_text("Build form")
@@ -118,14 +137,14 @@ def test_idle_hint_fits_phone_and_desktop(chromium: Browser, live_server: LiveSe
 
 def test_health_line_follows_runs_started_elsewhere(chromium: Browser, live_server: LiveServer) -> None:
     """Item 3: runs started after the page loaded show up in the health line, and it keeps up while they train."""
-    page, problems = new_page(chromium, DESKTOP)
+    page, problems = page_for(chromium, DESKTOP, live_server)
     load(page, live_server.url)
     expect(page.locator("#health")).not_to_contain_text("training")
     ids = [post_run(live_server, {**LONG, "name": f"long-{i}"}) for i in range(3)]
     try:
         health = page.locator("#health")
         expect(health).to_contain_text("2 training · 1 queued", timeout=13_000)
-        httpx.post(f"{live_server.url}/api/runs/{ids[2]}/stop")  # the queued one
+        api(live_server).post(f"/api/runs/{ids[2]}/stop")  # the queued one
         expect(health).not_to_contain_text("queued", timeout=4_000)
         expect(health).to_contain_text("2 training")
     finally:
@@ -140,7 +159,7 @@ def test_health_line_follows_runs_started_elsewhere(chromium: Browser, live_serv
 def test_a_stopped_run_says_how_it_ended(chromium: Browser, live_server: LiveServer) -> None:
     """Item 5: after Stop the progress line says the run was stopped, not the last batch and the time left."""
     post_run(live_server, {**LONG, "name": "to-stop"})
-    page, problems = new_page(chromium, DESKTOP)
+    page, problems = page_for(chromium, DESKTOP, live_server)
     try:
         load(page, live_server.url)  # a first visit opens the run that is training
         expect(page.locator("#run-title")).to_have_text("to-stop")
@@ -148,7 +167,7 @@ def test_a_stopped_run_says_how_it_ended(chromium: Browser, live_server: LiveSer
         page.click("#btn-stop")
         expect(page.locator("#run-state")).to_have_text("stopped", timeout=20_000)
         text = page.locator("#progress-text")
-        ended = r"^stopped( during epoch \d+/200 \(batch \d+/40\))? · (\d+ of 200 epochs|no epoch) complete$"
+        ended = r"^stopped( during epoch \d+/200 \(batch \d+/200\))? · (\d+ of 200 epochs|no epoch) complete$"
         expect(text).to_have_text(re.compile(ended))
         time.sleep(1)
         assert "left" not in str(text.text_content())
@@ -164,7 +183,7 @@ def test_a_diverged_adam_run_gets_advice_that_fits_and_its_charts_explained(
     """Item 6: preset quick at learning rate 10 with Adam diverges in its first epoch: the page does not tell an
     Adam run to try Adam, nor say weights were kept when no model was; the charts draw the per-batch losses it
     received, or say why there is nothing to draw, and after a reload say that only epochs are stored."""
-    page, problems = new_page(chromium, DESKTOP)
+    page, problems = page_for(chromium, DESKTOP, live_server)
     load(page, live_server.url)
     page.select_option("#f-preset", "quick")
     page.select_option("#f-optimizer", "adam")
@@ -195,8 +214,8 @@ def test_a_diverged_adam_run_gets_advice_that_fits_and_its_charts_explained(
 
 def test_deleting_the_open_run_keeps_the_notice(chromium: Browser, live_server: LiveServer) -> None:
     """Item 7: "That run was deleted." stays in the Train panel after deleting the open run."""
-    train(live_server, {**SMALL, "name": "to-delete"})
-    page, problems = new_page(chromium, DESKTOP)
+    train(live_server, {**SMALL, "name": "to-delete"}, http=api(live_server))
+    page, problems = page_for(chromium, DESKTOP, live_server)
     load(page, live_server.url)
     item = page.locator("#run-list li", has_text="to-delete")
     item.locator("button[data-role=open]").click()
@@ -213,8 +232,10 @@ def test_deleting_the_open_run_keeps_the_notice(chromium: Browser, live_server: 
 
 def test_filter_grid_says_how_many_units_it_shows(chromium: Browser, live_server: LiveServer) -> None:
     """Item 8: 100 first-layer units, 64 drawn: the caption says "first 64 of 100 units"."""
-    run_id = train(live_server, {**SMALL, "layers": [{"units": 100}], "epochs": 1, "name": "wide"})
-    page, problems = new_page(chromium, DESKTOP)
+    run_id = train(
+        live_server, {**SMALL, "layers": [{"units": 100}], "epochs": 1, "name": "wide"}, http=api(live_server)
+    )
+    page, problems = page_for(chromium, DESKTOP, live_server)
     load(page, f"{live_server.url}/#run={run_id}")
     expect(page.locator("#filters-note")).to_have_text("(first 64 of 100 units)")
     assert not problems.all(), problems.all()
@@ -234,7 +255,7 @@ def test_compare_is_labelled_zoomed_and_says_what_differs(chromium: Browser, liv
             {**SMALL, "epochs": 3, "name": "cmp-b", "learning_rate": 0.01, "optimizer": {"name": "momentum"}},
         ),
     ]
-    page, problems = new_page(chromium, DESKTOP)
+    page, problems = page_for(chromium, DESKTOP, live_server)
     load(page, live_server.url)
     for name in ("cmp-a", "cmp-b"):
         item = page.locator("#run-list li", has_text=name)
@@ -254,9 +275,7 @@ def test_compare_is_labelled_zoomed_and_says_what_differs(chromium: Browser, liv
     assert "momentum: 0.9" not in str(diff.text_content())
     assert "epochs" not in str(diff.text_content())
     wait_js(page, "window.__nnplay.runs.chart.chart?.plot.series.length === 3")
-    accs = [
-        100 * h["test_accuracy"] for i in ids for h in httpx.get(f"{live_server.url}/api/runs/{i}").json()["history"]
-    ]
+    accs = [100 * h["test_accuracy"] for i in ids for h in api(live_server).get(f"/api/runs/{i}").json()["history"]]
     lo, hi = min(accs), max(accs)
     y = page.evaluate("(() => { const s = window.__nnplay.runs.chart.chart.plot.scales.y; return [s.min, s.max]; })()")
     room = 0.2 * (hi - lo) + 0.5
@@ -270,7 +289,7 @@ def test_edited_presets_get_their_own_names_and_enter_does_not_start(
 ) -> None:
     """Item 9: a run from an edited preset is named by what changed, a repeat is numbered; Enter in a number
     field does not start a run."""
-    page, problems = new_page(chromium, DESKTOP)
+    page, problems = page_for(chromium, DESKTOP, live_server)
     load(page, live_server.url)
     page.select_option("#f-preset", "quick")
     page.fill("#f-learning_rate", "0.01")
@@ -278,7 +297,7 @@ def test_edited_presets_get_their_own_names_and_enter_does_not_start(
     page.keyboard.press("Enter")
     page.locator("#layers [data-k=units]").first.press("Enter")
     time.sleep(1)
-    assert httpx.get(f"{live_server.url}/api/runs").json() == [], "Enter in a field started a run"
+    assert api(live_server).get("/api/runs").json() == [], "Enter in a field started a run"
     try:
         page.click("#btn-start")
         expect(page.locator("#run-title")).to_have_text("quick · lr 0.01")
@@ -289,7 +308,7 @@ def test_edited_presets_get_their_own_names_and_enter_does_not_start(
         expect(page.locator("#run-title")).to_have_text("quick")
     finally:
         stop_all(live_server)
-    names = sorted(r["name"] for r in httpx.get(f"{live_server.url}/api/runs").json())
+    names = sorted(r["name"] for r in api(live_server).get("/api/runs").json())
     assert names == ["quick", "quick · lr 0.01", "quick · lr 0.01 #2"], names
     assert not problems.all(), problems.all()
     page.context.close()
@@ -310,25 +329,25 @@ def test_near_chance_models_are_flagged_and_a_model_can_be_uploaded(
             "train_subset": 500,
         },
     )
-    accuracy = httpx.get(f"{live_server.url}/api/runs/{poor}").json()["test_accuracy"]
+    accuracy = api(live_server).get(f"/api/runs/{poor}").json()["test_accuracy"]
     assert accuracy < 0.2, accuracy
     model = tmp_path / "mine.npz"
-    model.write_bytes(httpx.get(f"{live_server.url}/api/runs/{poor}/model").content)
-    page, problems = new_page(chromium, DESKTOP)
+    model.write_bytes(api(live_server).get(f"/api/runs/{poor}/model").content)
+    page, problems = page_for(chromium, DESKTOP, live_server)
     load(page, live_server.url)
     expect(page.locator("#model-picker option", has_text="poor")).to_contain_text("near chance")
     expect(page.locator("#model-note")).to_contain_text("about what guessing gets")
     page.set_input_files("#model-upload", str(model))
     expect(page.locator("#model-note")).to_contain_text("Uploaded “mine”")
     expect(page.locator("#model-picker option:checked")).to_contain_text("mine (uploaded)")
-    assert [m["source"] for m in httpx.get(f"{live_server.url}/api/models").json()].count("upload") == 1
+    assert [m["source"] for m in api(live_server).get("/api/models").json()].count("upload") == 1
     assert not problems.all(), problems.all()
     page.context.close()
 
 
 def test_phone_run_list_grows_with_the_page(chromium: Browser, live_server: LiveServer) -> None:
     """Item 9: on a phone the run list does not scroll inside the scrolling page (it cut rows in two)."""
-    page, problems = new_page(chromium, PHONE)
+    page, problems = page_for(chromium, PHONE, live_server)
     load(page, live_server.url)
     style = page.evaluate(
         "(() => { const s = getComputedStyle(document.getElementById('run-list'));"
@@ -345,8 +364,8 @@ def test_phone_run_list_grows_with_the_page(chromium: Browser, live_server: Live
 def test_keyboard_users_can_try_a_real_test_digit(chromium: Browser, live_server: LiveServer) -> None:
     """Item 10: "Try a random test digit" (keyboard only) shows an MNIST test digit with its true label, and the
     network's answer for it, right or wrong."""
-    train(live_server, {**SMALL, "name": "reader"})
-    page, problems = new_page(chromium, DESKTOP)
+    train(live_server, {**SMALL, "name": "reader"}, http=api(live_server))
+    page, problems = page_for(chromium, DESKTOP, live_server)
     load(page, live_server.url)
     expect(page.locator("#model-picker option")).to_have_count(1)
     page.focus("#btn-sample")
@@ -386,8 +405,8 @@ def test_a_drawing_that_is_no_digit_is_called_so(
     digit are not flagged."""
     from tests.frontend.test_browser import draw_seven
 
-    train(live_server, {**SMALL, "name": "reader"})
-    page, problems = new_page(chromium, DESKTOP)
+    train(live_server, {**SMALL, "name": "reader"}, http=api(live_server))
+    page, problems = page_for(chromium, DESKTOP, live_server)
     load(page, live_server.url)
     expect(page.locator("#model-picker option")).to_have_count(1)
     doubt = page.locator("#pred-doubt")
@@ -427,8 +446,8 @@ def test_canvases_and_charts_can_be_read_without_a_mouse(
 ) -> None:
     """Item 12: the drawing pad has a role and a name; the chart legends show the newest values without a hover;
     every chart's numbers are in a table under it."""
-    run_id = train(live_server, {**SMALL, "name": "readable"})
-    page, problems = new_page(chromium, DESKTOP)
+    run_id = train(live_server, {**SMALL, "name": "readable"}, http=api(live_server))
+    page, problems = page_for(chromium, DESKTOP, live_server)
     load(page, f"{live_server.url}/#run={run_id}")
     expect(page.get_by_role("application", name=re.compile("^Drawing area"))).to_have_count(1)
     wait_js(page, "window.__nnplay.watcher.charts.epochs.length === 2")
@@ -458,7 +477,7 @@ def test_forced_colours_draw_canvas_text_in_system_colours(
 ) -> None:
     """Item 12: in forced-colours mode (dark palette) the chart axes and the histogram labels are drawn in
     CanvasText, not in fixed dark greys that vanish on the forced black."""
-    run_id = train(live_server, {**SMALL, "name": "contrast"})
+    run_id = train(live_server, {**SMALL, "name": "contrast"}, http=api(live_server))
     context = chromium.new_context(viewport=DESKTOP, forced_colors="active", color_scheme="dark")
     page = context.new_page()
     page.set_default_timeout(15_000)
