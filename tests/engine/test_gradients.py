@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pytest
 
@@ -12,29 +10,7 @@ from engine.layers import ActivationLayer, Dense, Dropout
 from engine.losses import get_loss
 from engine.model import Model, ModelSpec
 from engine.spec import DenseSpec
-
-RTOL = 1e-6
-
-
-def numeric_grad(f: Callable[[], float], x: np.ndarray, h: float = 1e-6) -> np.ndarray:
-    grad = np.zeros_like(x)
-    it = np.nditer(x, flags=["multi_index"])
-    for _ in it:
-        i = it.multi_index
-        old = x[i]
-        x[i] = old + h
-        plus = f()
-        x[i] = old - h
-        minus = f()
-        x[i] = old
-        grad[i] = (plus - minus) / (2 * h)
-    return grad
-
-
-def rel_error(a: np.ndarray, b: np.ndarray) -> float:
-    # Norm-wise relative error: element-wise ratios blow up on entries that are ~0 in both, where the finite
-    # difference itself only has ~1e-10 absolute precision.
-    return float(np.linalg.norm(a - b) / max(1e-12, np.linalg.norm(a) + np.linalg.norm(b)))
+from tests.engine.gradcheck import RTOL, numeric_grad, rel_error
 
 
 @pytest.mark.parametrize("name", ["sigmoid", "tanh", "relu", "leaky_relu", "linear", "softmax"])
