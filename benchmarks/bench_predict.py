@@ -21,7 +21,7 @@ from threadpoolctl import threadpool_limits
 
 from engine.model import Model
 from server.imaging import prepare
-from server.recorder import feature_maps
+from server.pictures import feature_maps
 
 
 def percentiles(fn: Callable[[], object], n: int) -> str:

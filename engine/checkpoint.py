@@ -8,9 +8,12 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from engine.trainer import Trainer
 
 OPTIMIZER_STATE = ("m", "v", "velocity")  # per-group arrays an optimizer may keep between steps
 
@@ -44,3 +47,28 @@ def optimizer_arrays(optimizer: object) -> dict[str, np.ndarray]:
         for i, array in enumerate(getattr(optimizer, name, None) or []):
             out[f"opt_{name}_{i}"] = array
     return out
+
+
+def capture(trainer: Trainer, epoch: int) -> Checkpoint:
+    """The trainer's whole state after `epoch`, copied."""
+    rng = {"shuffle": trainer._shuffle_rng.bit_generator.state}
+    if trainer.dropouts:  # the dropout layers share one generator
+        rng["dropout"] = next(iter(trainer.dropouts.values())).rng.bit_generator.state
+    arrays = {name: a.copy() for name, a in {**trainer.model.state(), **optimizer_arrays(trainer.optimizer)}.items()}
+    return Checkpoint(epoch, trainer.step_count, dict(trainer.controls.hyper), rng, trainer.optimizer.t, arrays)
+
+
+def restore(trainer: Trainer, checkpoint: Checkpoint) -> None:
+    """Into a freshly built trainer of the same config, before run(): it goes on after the checkpoint's epoch."""
+    for name, array in {**trainer.model.state(), **optimizer_arrays(trainer.optimizer)}.items():
+        array[...] = checkpoint.arrays[name]
+    trainer._shuffle_rng.bit_generator.state = checkpoint.rng["shuffle"]
+    for dropout in trainer.dropouts.values():
+        dropout.rng.bit_generator.state = checkpoint.rng["dropout"]
+    trainer.optimizer.t = checkpoint.optimizer_t
+    trainer.controls.hyper.update(checkpoint.hyper)
+    trainer.step_count, trainer.start_epoch, trainer.epochs_done = (
+        checkpoint.step,
+        checkpoint.epoch + 1,
+        checkpoint.epoch,
+    )

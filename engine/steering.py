@@ -8,6 +8,10 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from engine.trainer import Trainer
 
 # name -> (minimum, maximum, integer?); "dropout.<spec layer index>" is per dense layer
 BOUNDS: dict[str, tuple[float, float, bool]] = {
@@ -89,3 +93,15 @@ class Controls:
                 self.hyper[name] = value
                 applied.append(AppliedChange(step, epoch, name, old, value, at))
         return applied
+
+
+def apply_due(trainer: Trainer, epoch: int, at: float) -> list[AppliedChange]:
+    """Between batches: the changes due from this batch on, put into the optimizer and dropout layers."""
+    applied = trainer.controls.due(trainer.step_count, epoch, at)
+    hyper = trainer.controls.hyper
+    for change in applied:
+        if change.name in ("l1", "l2", "momentum"):  # momentum: SGD's (Adam has none, refused when requested)
+            setattr(trainer.optimizer, change.name, hyper[change.name])
+        elif change.name.startswith("dropout."):
+            trainer.dropouts[int(change.name.split(".")[1])].rate = hyper[change.name]
+    return applied

@@ -1,6 +1,5 @@
-"""The training loop: epochs of shuffled mini-batches, reported through events rather than prints. A ``Trainer``
-runs in the thread that calls ``run()``; pause, resume, stop, step and live changes (``controls.request``) may
-come from any other thread and take effect between batches."""
+"""The training loop: shuffled mini-batches reported through events. It runs in the thread that calls run();
+pause, resume, stop, step and live changes (controls.request) come from any thread, between batches."""
 
 from __future__ import annotations
 
@@ -12,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.checkpoint import Checkpoint, optimizer_arrays
+from engine.checkpoint import Checkpoint, capture, restore
 from engine.events import (
     BatchProgress,
     EpochEnd,
@@ -31,7 +30,7 @@ from engine.metrics import accuracy, confusion_matrix
 from engine.model import Model
 from engine.optimizers import make_optimizer
 from engine.schedules import learning_rate
-from engine.steering import Change, Controls
+from engine.steering import Change, Controls, apply_due
 
 __all__ = [  # the events are defined in engine/events.py and re-exported: callers import them from here
     "BatchProgress",
@@ -159,22 +158,11 @@ class Trainer:
 
     def checkpoint(self, epoch: int) -> Checkpoint:
         """The whole state after `epoch` (call it from the EpochEnd event, in the training thread)."""
-        rng = {"shuffle": self._shuffle_rng.bit_generator.state}
-        if self.dropouts:
-            rng["dropout"] = next(iter(self.dropouts.values())).rng.bit_generator.state
-        arrays = {name: a.copy() for name, a in {**self.model.state(), **optimizer_arrays(self.optimizer)}.items()}
-        return Checkpoint(epoch, self.step_count, dict(self.controls.hyper), rng, self.optimizer.t, arrays)
+        return capture(self, epoch)
 
     def restore(self, checkpoint: Checkpoint) -> None:
         """Continue from a checkpoint of a run with the same config (before run())."""
-        for name, array in {**self.model.state(), **optimizer_arrays(self.optimizer)}.items():
-            array[...] = checkpoint.arrays[name]
-        self._shuffle_rng.bit_generator.state = checkpoint.rng["shuffle"]
-        for dropout in self.dropouts.values():  # they share one generator
-            dropout.rng.bit_generator.state = checkpoint.rng["dropout"]
-        self.optimizer.t = checkpoint.optimizer_t
-        self.controls.hyper.update(checkpoint.hyper)
-        self.step_count, self.start_epoch, self.epochs_done = checkpoint.step, checkpoint.epoch + 1, checkpoint.epoch
+        restore(self, checkpoint)
 
     # ---- the loop ------------------------------------------------------------------------------
 
@@ -205,18 +193,6 @@ class Trainer:
         self.on_event(end)
         return end
 
-    def _apply_controls(self, epoch: int, at: float) -> None:
-        """Between batches: changes due from this batch on, into the optimizer and dropout layers."""
-        for change in self.controls.due(self.step_count, epoch, at):
-            name, hyper = change.name, self.controls.hyper
-            if name in ("l1", "l2"):
-                setattr(self.optimizer, name, hyper[name])
-            elif name == "momentum":
-                setattr(self.optimizer, "momentum", hyper["momentum"])  # noqa: B010 - SGD's, not the base class's
-            elif name.startswith("dropout."):
-                self.dropouts[int(name.split(".")[1])].rate = hyper[name]
-            self.on_event(change)
-
     def _epochs(self) -> RunEnd:
         c, d, model = self.config, self.data, self.model
         n = d.x_train.shape[0]
@@ -246,7 +222,8 @@ class Trainer:
                         self._set_state("running")
                 if self._stop.is_set():
                     return RunEnd("stopped", f"stopped by request during epoch {epoch}", self.epochs_done)
-                self._apply_controls(epoch, epoch - 1 + lo / n)
+                for change in apply_due(self, epoch, epoch - 1 + lo / n):
+                    self.on_event(change)
                 size = int(hyper["batch_size"])
                 hi = min(lo + size, n)
                 idx = order[lo:hi]

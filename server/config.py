@@ -25,7 +25,6 @@ from engine.spec import (
 )
 from engine.steering import Change
 from engine.trainer import TrainConfig
-from server.settings import Settings
 
 Activation = Literal["relu", "leaky_relu", "sigmoid", "tanh", "linear"]
 OutputActivation = Literal["softmax", "sigmoid", "linear"]
@@ -266,73 +265,3 @@ def check_data_options(info: DatasetInfo, data: dict[str, Any] | None) -> None:
             option.maximum is not None and value > option.maximum
         ):
             raise ValueError(f"data.{name} must be between {option.minimum:g} and {option.maximum:g}")
-
-
-class LimitError(ValueError):
-    """A request exceeds one of the configured limits; the message names it."""
-
-    def __init__(self, limit: str, message: str) -> None:
-        super().__init__(message)
-        self.limit = limit
-
-
-def check_spec_limits(spec: ModelSpec, settings: Settings) -> None:
-    """The size limits of a network, from the engine's description: for runs and uploaded models alike."""
-    rows = describe(spec)
-    dense = [layer.units for layer in spec.layers if isinstance(layer, DenseSpec)]
-    conv = [layer.filters for layer in spec.layers if isinstance(layer, Conv2DSpec)]
-    checks = [
-        ("max_layers", len(spec.layers), settings.max_layers, "hidden layers"),
-        ("max_units", max(dense, default=0), settings.max_units, "units in a layer"),
-        ("max_filters", max(conv, default=0), settings.max_filters, "filters in a conv layer"),
-        ("max_parameters", sum(r.parameters for r in rows), settings.max_parameters, "parameters"),
-        ("max_macs", sum(r.macs for r in rows), settings.max_macs, "multiply-adds per sample"),
-    ]
-    for limit, value, maximum, what in checks:
-        if value > maximum:
-            raise LimitError(limit, f"{value} {what} exceeds the limit {limit}={maximum}")
-
-
-def check_limits(config: RunConfig, settings: Settings) -> None:
-    """Called before any array is allocated."""
-    check_spec_limits(config.model_spec(), settings)
-    epochs_limit = "max_toy_epochs" if config.dataset in toy.GENERATORS else "max_epochs"
-    for limit, value, maximum, what in (
-        (epochs_limit, config.epochs, getattr(settings, epochs_limit), "epochs"),
-        ("max_batch_size", config.batch_size, settings.max_batch_size, "batch size"),
-    ):
-        if value > maximum:
-            raise LimitError(limit, f"{value} {what} exceeds the limit {limit}={maximum}")
-
-
-class RunPatch(StrictModel):
-    """Live changes to a training or paused run; each applies from the next batch."""
-
-    learning_rate: Annotated[float | None, Field(gt=0.0, le=1000.0)] = None
-    l2: Annotated[float | None, Field(ge=0.0, le=10.0)] = None
-    l1: Annotated[float | None, Field(ge=0.0, le=10.0)] = None
-    batch_size: Annotated[int | None, Field(ge=1, le=1_000_000)] = None
-    momentum: Annotated[float | None, Field(ge=0.0, lt=1.0)] = None
-    dropout: Annotated[
-        dict[Annotated[str, Field(pattern=r"^\d{1,3}$")], Annotated[float, Field(ge=0.0, le=0.9)]] | None,
-        Field(description="layer index (in the layer list) -> drop probability"),
-    ] = None
-
-    def items(self) -> list[tuple[str, float]]:
-        """(engine name, value) for every field set."""
-        out: list[tuple[str, float]] = [
-            (name, float(value))
-            for name in ("learning_rate", "l1", "l2", "batch_size", "momentum")
-            if (value := getattr(self, name)) is not None
-        ]
-        out += [(f"dropout.{layer}", rate) for layer, rate in (self.dropout or {}).items()]
-        return out
-
-
-class StepRequest(StrictModel):
-    batches: Annotated[int, Field(ge=1, le=1000, description="batches to train before pausing again")] = 1
-
-
-class ForkRequest(StrictModel):
-    epoch: Annotated[int, Field(ge=1, description="fork from the checkpoint after this epoch")]
-    changes: RunPatch = Field(default_factory=RunPatch)

@@ -20,8 +20,9 @@ from server.data import DataProvider
 from server.fanout import LocalFanout
 from server.presets import get_preset
 from server.registry import ModelRegistry
-from server.runs import ActiveRun, RunManager
+from server.runs import RunManager
 from server.settings import Settings
+from server.steer import ActiveRun
 from server.store import Store
 
 log = logging.getLogger("nnplay")

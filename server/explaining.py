@@ -8,7 +8,7 @@ import numpy as np
 
 from engine.explain import integrated_gradients, occlusion, saliency
 from engine.model import Model
-from server.recorder import scaled_maps
+from server.pictures import scaled_maps
 from server.schemas import Explanation, LayerActivations, Ranked
 
 SIDE = 28

@@ -13,7 +13,7 @@ from typing import BinaryIO
 
 from engine.atomic import atomic_copy, atomic_write_bytes
 from engine.model import Model, ModelFormatError
-from server.config import check_spec_limits
+from server.limits import check_spec_limits
 from server.owners import Caller
 from server.schemas import ModelInfo
 from server.settings import Settings

@@ -19,37 +19,28 @@ from engine.checkpoint import Checkpoint
 from engine.datasets import DatasetError
 from engine.model import Model
 from engine.trainer import Trainer
-from server.config import RunConfig, check_limits
+from server.access import Access
+from server.config import RunConfig
 from server.data import DataProvider
 from server.executor import ThreadExecutor
 from server.fanout import LocalFanout
 from server.frames import FrameMaker
 from server.journal import Journal
+from server.limits import check_limits
 from server.messages import EndMessage, StateMessage
 from server.owners import Caller
 from server.recorder import RunRecorder
 from server.registry import ModelRegistry
 from server.settings import Settings
-from server.steer import ActiveRun, Conflict, Forbidden, NotFound, QueueFull, QuotaExceeded, Steering, new_id
+from server.steer import ActiveRun, Conflict, NotFound, QueueFull, Steering, new_id
 from server.store import Store
-
-__all__ = [  # the run errors and ActiveRun are defined in server/steer.py
-    "ActiveRun",
-    "Conflict",
-    "Forbidden",
-    "NotFound",
-    "QueueFull",
-    "QuotaExceeded",
-    "RunManager",
-    "new_id",
-]
 
 log = logging.getLogger("nnplay.runs")
 
 TOY_EPOCH_EVERY = 0.25  # seconds between stored epoch rows of a 2-D run (the last epoch is always stored)
 
 
-class RunManager(Steering):
+class RunManager(Steering, Access):
     def __init__(
         self, settings: Settings, store: Store, data: DataProvider, models: ModelRegistry, fanout: LocalFanout
     ) -> None:
@@ -114,26 +105,6 @@ class RunManager(Steering):
         self._start_queued()
         return run
 
-    def _check_quotas(self, owner: str) -> None:
-        s = self.settings
-        usage = self.store.owner_usage(owner)
-        queued = sum(1 for run_id in self.queue if self.active[run_id].owner == owner)
-        if usage["runs"] >= s.max_runs_per_owner:
-            raise QuotaExceeded(
-                f"you keep {usage['runs']} runs: the quota max_runs_per_owner={s.max_runs_per_owner} is reached;"
-                " delete some (DELETE /api/runs/ID)"
-            )
-        if queued >= s.max_queued_runs_per_owner and self.running_count() >= s.max_concurrent_runs:
-            raise QuotaExceeded(
-                f"you have {queued} runs waiting: the quota max_queued_runs_per_owner="
-                f"{s.max_queued_runs_per_owner} is reached; wait for one to start"
-            )
-        if usage["bytes"] >= s.max_bytes_per_owner:
-            raise QuotaExceeded(
-                f"your runs and models take {usage['bytes']} bytes: the quota max_bytes_per_owner="
-                f"{s.max_bytes_per_owner} is reached; delete some"
-            )
-
     def _start_queued(self) -> None:
         while self.queue and self.running_count() < self.settings.max_concurrent_runs and not self.shutting_down:
             run = self.active[self.queue.popleft()]
@@ -143,22 +114,6 @@ class RunManager(Steering):
             except Exception as exc:  # out of threads or descriptors: the run fails, its slot is freed
                 log.exception("could not start run %s", run.id)
                 self._finish(run, "failed", f"the run could not start: {type(exc).__name__}: {exc}", None)
-
-    def check_access(self, run_id: str, caller: Caller, control: bool = False) -> None:
-        """NotFound when the caller may not see the run (not shared, not theirs), Forbidden when it may watch but
-        not steer or delete it."""
-        run = self.active.get(run_id)
-        if run is not None:
-            owner, shared = run.owner, run.shared
-        else:
-            stored = self.store.get_run(run_id)
-            if stored is None:
-                raise NotFound(f"no run with id {run_id!r}")
-            owner, shared = stored["owner"], stored["shared"]
-        if not caller.may_see(owner, shared):
-            raise NotFound(f"no run with id {run_id!r}")
-        if control and not caller.may_control(owner):
-            raise Forbidden("only the run's owner (or the token holder) may pause, resume, stop or delete it")
 
     def control(self, run_id: str, action: str, caller: Caller | None = None) -> str:
         if caller is not None:

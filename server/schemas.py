@@ -211,3 +211,36 @@ class PredictResponse(BaseModel):
     model: str
     feature_maps: list[FeatureMapsOut] = []  # every conv/pool layer's output for this drawing
     explanation: Explanation | None = None  # with "explain": true
+
+
+class RunPatch(StrictModel):
+    """Live changes to a training or paused run; each applies from the next batch."""
+
+    learning_rate: Annotated[float | None, Field(gt=0.0, le=1000.0)] = None
+    l2: Annotated[float | None, Field(ge=0.0, le=10.0)] = None
+    l1: Annotated[float | None, Field(ge=0.0, le=10.0)] = None
+    batch_size: Annotated[int | None, Field(ge=1, le=1_000_000)] = None
+    momentum: Annotated[float | None, Field(ge=0.0, lt=1.0)] = None
+    dropout: Annotated[
+        dict[Annotated[str, Field(pattern=r"^\d{1,3}$")], Annotated[float, Field(ge=0.0, le=0.9)]] | None,
+        Field(description="layer index (in the layer list) -> drop probability"),
+    ] = None
+
+    def items(self) -> list[tuple[str, float]]:
+        """(engine name, value) for every field set."""
+        out: list[tuple[str, float]] = [
+            (name, float(value))
+            for name in ("learning_rate", "l1", "l2", "batch_size", "momentum")
+            if (value := getattr(self, name)) is not None
+        ]
+        out += [(f"dropout.{layer}", rate) for layer, rate in (self.dropout or {}).items()]
+        return out
+
+
+class StepRequest(StrictModel):
+    batches: Annotated[int, Field(ge=1, le=1000, description="batches to train before pausing again")] = 1
+
+
+class ForkRequest(StrictModel):
+    epoch: Annotated[int, Field(ge=1, description="fork from the checkpoint after this epoch")]
+    changes: RunPatch = Field(default_factory=RunPatch)

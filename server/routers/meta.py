@@ -13,8 +13,9 @@ from engine.losses import LOSSES
 from engine.optimizers import OPTIMIZERS
 from engine.schedules import SCHEDULES
 from engine.spec import LAYER_TYPES, PADDINGS
-from server.config import Architecture, LimitError, RunConfig, check_spec_limits
+from server.config import Architecture, RunConfig
 from server.context import Ctx
+from server.limits import LimitError, check_spec_limits
 from server.presets import PRESETS
 from server.schemas import (
     ArchitectureOut,

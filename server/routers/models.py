@@ -12,15 +12,15 @@ from starlette.concurrency import run_in_threadpool
 
 from engine.model import Model, ModelFormatError
 from server.admission import PredictionSlots
-from server.config import LimitError, check_spec_limits
 from server.context import AppContext, Ctx
 from server.explaining import explain
 from server.imaging import ImageError, prepare
+from server.limits import LimitError, check_spec_limits
 from server.owners import caller_of
-from server.recorder import feature_maps
+from server.pictures import feature_maps
 from server.registry import UnknownModel
-from server.runs import new_id
 from server.schemas import ModelInfo, PredictRequest, PredictResponse, UploadedModel
+from server.steer import new_id
 
 router = APIRouter(prefix="/api", tags=["models"])
 

@@ -14,13 +14,24 @@ from pydantic import Field
 from starlette.concurrency import iterate_in_threadpool
 
 from engine.steering import ChangeError
-from server.config import ForkRequest, LimitError, RunConfig, RunPatch, StepRequest
+from server.config import RunConfig
 from server.context import AppContext, Ctx
+from server.limits import LimitError
 from server.messages import ChangeMessage, EpochMessage, Extras, HealthMessage, ProgressMessage
 from server.owners import Caller, caller_of
 from server.registry import UnknownModel
-from server.runs import Conflict, Forbidden, NotFound, QueueFull, QuotaExceeded
-from server.schemas import AppliedOut, ControlAnswer, PatchAnswer, RunCreated, RunDetail, RunSummary
+from server.schemas import (
+    AppliedOut,
+    ControlAnswer,
+    ForkRequest,
+    PatchAnswer,
+    RunCreated,
+    RunDetail,
+    RunPatch,
+    RunSummary,
+    StepRequest,
+)
+from server.steer import Conflict, Forbidden, NotFound, QueueFull, QuotaExceeded
 
 router = APIRouter(prefix="/api/runs", tags=["runs"])
 

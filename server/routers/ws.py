@@ -12,14 +12,13 @@ from starlette.websockets import WebSocketState
 
 from engine.steering import ChangeError
 from server.asgi_answers import refuse
-from server.config import RunPatch, StepRequest
 from server.context import AppContext
 from server.fanout import Subscriber
 from server.messages import AckMessage, ControlMessage, EndMessage, ErrorMessage
 from server.owners import Caller, caller_of
 from server.routers.runs import run_detail, run_summary
-from server.runs import Conflict, Forbidden, NotFound
-from server.schemas import SnapshotMessage
+from server.schemas import RunPatch, SnapshotMessage, StepRequest
+from server.steer import Conflict, Forbidden, NotFound
 
 router = APIRouter()
 
