@@ -15,10 +15,7 @@ layer (dX windows of 5x5 over 16 channels on 14x14) is a single image: each loop
 im2col and sgemm, never a loop over pixels or filters. Rebuilding the windows in backward is cheaper than
 keeping them.
 
-Single-channel stride-1 input (the first layer on MNIST) takes a faster path for the window matrix: on the
-padded images flattened to one line, the pixel under kernel offset (i, j) of output q is q + i*Wp + j, so the
-K*K rows of the transposed window matrix are contiguous slices (memcpy-like copies instead of 5-float runs; ~4x
-faster), at the price of computing outputs on the whole padded grid and cropping them.
+The window geometry and the window-matrix builders (with the single-channel fast path) are in engine/im2col.py.
 
 Work arrays (padded grids, window matrices) are kept between training calls: no allocation, and zero borders
 are written once. Inference uses arrays fresh for each call, so concurrent predictions on one model do not race.
@@ -27,63 +24,30 @@ are written once. Inference uses arrays fresh for each call, so concurrent predi
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple, cast
+from typing import cast
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
+from engine.im2col import (
+    PADDINGS,
+    Col2imPlan,
+    Geometry,
+    col2im_dx,
+    col2im_plan,
+    conv_output_size,
+    dx_window_matrix,
+    same_padding,
+    window_matrix_views,
+    windows,
+    work_array,
+)
 from engine.initializers import init_scale
 from engine.layers import Layer
 from engine.norm import column_sums
 
-PADDINGS = ("same", "valid")
+__all__ = ["BLOCK_BYTES", "PADDINGS", "Conv2D", "conv_output_size", "same_padding", "windows"]
+
 BLOCK_BYTES = 1 << 19  # window matrix per block of images: stays in a core's L2 cache (2 MB here)
-
-
-def conv_output_size(size: int, kernel: int, stride: int, padding: str) -> int:
-    """Output height (or width): "same" is ceil(size / stride) like TensorFlow, "valid" keeps whole windows."""
-    if padding == "same":
-        return -(-size // stride)
-    if padding == "valid":
-        if size < kernel:
-            raise ValueError(f"input size {size} is smaller than the kernel {kernel}")
-        return (size - kernel) // stride + 1
-    raise ValueError(f"unknown padding {padding!r}; choose one of {list(PADDINGS)}")
-
-
-def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
-    """TensorFlow's split of the "same" padding: the odd pixel goes to the high side."""
-    total = max((conv_output_size(size, kernel, stride, "same") - 1) * stride + kernel - size, 0)
-    return total // 2, total - total // 2
-
-
-def windows(x: np.ndarray, kernel: int, stride: int, out_h: int, out_w: int) -> np.ndarray:
-    """Read-only (N, OH, OW, K, K, C) view of every kernel window of an NHWC array; copies nothing."""
-    n, _, _, c = x.shape
-    sn, sh, sw, sc = x.strides
-    shape = (n, out_h, out_w, kernel, kernel, c)
-    return as_strided(x, shape, (sn, sh * stride, sw * stride, sh, sw, sc), writeable=False)
-
-
-class _Geometry(NamedTuple):
-    """Sizes of one call, worked out once: input, output, low padding, padded input, images per block."""
-
-    n: int
-    h: int
-    w: int
-    c: int
-    oh: int
-    ow: int
-    top: int
-    left: int
-    hp: int
-    wp: int
-    hq: int  # planar path: rows and columns of each of the stride x stride phase planes of the padded input
-    wq: int
-    block: int
-
-
-_Col2imPlan = tuple[list[tuple[int, slice, slice, slice, slice, bool]], bool]
 
 
 class Conv2D(Layer):
@@ -142,7 +106,7 @@ class Conv2D(Layer):
         dilated by the stride, whose window matrix would be stride^2 times larger and mostly zeros."""
         return self.stride > 1
 
-    def _geometry(self, x: np.ndarray) -> _Geometry:
+    def _geometry(self, x: np.ndarray) -> Geometry:
         n, h, w, c = x.shape
         oh, ow = self.output_shape(h, w)
         k, s = self.kernel, self.stride
@@ -157,19 +121,12 @@ class Conv2D(Layer):
             dx_windows_per_image = oh * ow * c if self._col2im() else h * w * self.filters
         per_image = self.kernel**2 * max(windows_per_image, dx_windows_per_image) * x.itemsize
         block = max(1, min(n, BLOCK_BYTES // per_image))
-        return _Geometry(n, h, w, c, oh, ow, top, left, hp, wp, hq, wq, block)
+        return Geometry(n, h, w, c, oh, ow, top, left, hp, wp, hq, wq, block)
 
-    @staticmethod
-    def _array(work: dict[str, np.ndarray], name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-        """A block-sized work array, zeroed when created: every block rewrites the same region of it, so zero
-        borders stay zero. A last, smaller block uses a prefix."""
-        kept = work.get(name)
-        if kept is None or kept.shape != shape or kept.dtype != dtype:
-            kept = work[name] = np.zeros(shape, dtype)
-        return kept
+    _array = staticmethod(work_array)
 
     def _window_matrix(
-        self, x: np.ndarray, g: _Geometry, work: dict[str, np.ndarray]
+        self, x: np.ndarray, g: Geometry, work: dict[str, np.ndarray]
     ) -> Callable[[int, int], np.ndarray]:
         """fill(lo, hi) for images lo:hi of x; the views behind it are made once per geometry in training."""
         if work is not self._kept:
@@ -182,140 +139,28 @@ class Conv2D(Layer):
         return lambda lo, hi: make(x, lo, hi)
 
     def _window_matrix_views(
-        self, g: _Geometry, work: dict[str, np.ndarray], dtype: np.dtype
+        self, g: Geometry, work: dict[str, np.ndarray], dtype: np.dtype
     ) -> Callable[[np.ndarray, int, int], np.ndarray]:
-        """fill(x, lo, hi) writes the window matrix of images lo:hi into a kept array and returns it:
-        (B*OH*OW, K*K*C), or on the planar path (K*K + 1, B*Hq*Wq): row (i, j) the padded images shifted by i
-        rows and j columns (per phase plane when strided), and a last row of ones. The strided views are built
-        once per call, not per block."""
-        k, s = self.kernel, self.stride
-        if self._planar(g.c):
-            # Phase plane (a, b) of the padded images holds pixels (s*y + a, s*x + b); kernel offset (i, j) of
-            # output (y, x) reads pixel (s*y + i, s*x + j) = plane (i % s, j % s) at (y + i//s, x + j//s). Each
-            # plane's images lie at the start of one line (its tail keeps the last shifts in bounds), so row
-            # (i, j) is a contiguous slice of a line. Outputs off the crop read past their image (stale or tail
-            # values): forward drops them, backward gives them zero gradient.
-            q_max = g.block * g.hq * g.wq
-            lines = self._array(work, "line", (s, s, q_max + (k - 1) // s * (g.wq + 1)), dtype)
-            step = lines.strides[2]
-            copies = []  # (destination in the planar image, source rows and columns of x) per phase plane
-            shifts = []  # (rows of the window matrix, strided view of a line) per phase plane
-            for a in range(s):
-                y0 = (a - g.top) % s  # first input row in plane row-phase a, and its plane row
-                rows = slice((y0 + g.top) // s, (y0 + g.top) // s + len(range(y0, g.h, s)))
-                for b in range(s):
-                    x0 = (b - g.left) % s
-                    cols_ = slice((x0 + g.left) // s, (x0 + g.left) // s + len(range(x0, g.w, s)))
-                    plane = lines[a, b, :q_max].reshape(g.block, g.hq, g.wq)
-                    copies.append((plane[:, rows, cols_], slice(y0, None, s), slice(x0, None, s)))
-                    shape = (len(range(a, k, s)), len(range(b, k, s)), q_max)
-                    view = as_strided(lines[a, b], shape, (g.wq * step, step, step), writeable=False)
-                    shifts.append(((slice(a, None, s), slice(b, None, s)), view))
-            with_ones = self._array(work, "cols", (k * k + 1, q_max), dtype)
-            if with_ones[-1, 0] != 1:  # a row of ones: the bias and its gradient ride in the matrix products
-                with_ones[-1] = 1
-            planar = with_ones[:-1].reshape(k, k, q_max)
-
-            def fill_planar(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
-                q = (hi - lo) * g.hq * g.wq
-                for dest, ys, xs in copies:
-                    dest[: hi - lo] = x[lo:hi, ys, xs, 0]
-                for (ri, rj), view in shifts:
-                    np.copyto(planar[ri, rj, :q], view[:, :, :q])
-                return with_ones[:, :q]
-
-            return fill_planar
-
-        padded = (g.hp, g.wp) != (g.h, g.w)
-        grid = self._array(work, "grid", (g.block, g.hp, g.wp, g.c), dtype) if padded else None
-        interior = grid[:, g.top : g.top + g.h, g.left : g.left + g.w] if grid is not None else None
-        source = windows(grid, k, self.stride, g.oh, g.ow) if grid is not None else None
-        cols = self._array(work, "cols", (g.block, g.oh, g.ow, k, k, g.c), dtype)
-
-        def fill(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
-            b = hi - lo
-            if interior is not None and source is not None:
-                interior[:b] = x[lo:hi]
-                np.copyto(cols[:b], source[:b])
-            else:
-                np.copyto(cols[:b], windows(x[lo:hi], k, self.stride, g.oh, g.ow))
-            return cols[:b].reshape(b * g.oh * g.ow, -1)
-
-        return fill
+        """fill(x, lo, hi): the window matrix of images lo:hi (engine/im2col.py)."""
+        return window_matrix_views(g, self.kernel, self.stride, self._planar(g.c), work, dtype)
 
     def _dx_window_matrix(
-        self, g: _Geometry, f: int, work: dict[str, np.ndarray], dtype: np.dtype
+        self, g: Geometry, f: int, work: dict[str, np.ndarray], dtype: np.dtype
     ) -> Callable[[np.ndarray], np.ndarray]:
-        """dX[y] = sum_i G[y + i] * W[K-1-i]: a stride-1 correlation of the flipped kernel with G, the output
-        gradient spread every `stride` pixels on a zero grid, shifted by K-1 minus the low padding.
-        fill(grad block) returns G's window matrix, (B*H*W, K*K*F)."""
-        k, s = self.kernel, self.stride
-        grid = self._array(work, "dx_grid", (g.block, g.h + k - 1, g.w + k - 1, f), dtype)
-        y0, x0 = k - 1 - g.top, k - 1 - g.left
-        spread = grid[:, y0 : y0 + (g.oh - 1) * s + 1 : s, x0 : x0 + (g.ow - 1) * s + 1 : s]
-        source = windows(grid, k, 1, g.h, g.w)
-        cols = self._array(work, "dx_cols", (g.block, g.h, g.w, k, k, f), dtype)
+        """fill(grad block): the window matrix of dX's full convolution (engine/im2col.py)."""
+        return dx_window_matrix(g, self.kernel, self.stride, f, work, dtype)
 
-        def fill(grad: np.ndarray) -> np.ndarray:
-            b = len(grad)
-            spread[:b] = grad
-            np.copyto(cols[:b], source[:b])
-            return cols[:b].reshape(b * g.h * g.w, -1)
-
-        return fill
-
-    def _col2im_plan(self, g: _Geometry) -> _Col2imPlan:
-        """Where each window offset's gradient lands in dX, clipped to the unpadded input: (offset, dX rows,
-        dX columns, output rows, output columns, whether it is the first to touch that region, so it can be
-        written instead of added). Also whether dX must be zeroed first: some pixel is under no window, or an
-        offset that adds also reaches pixels nothing wrote before it."""
-        k, s = self.kernel, self.stride
-        touched = np.zeros((g.h, g.w), bool)
-        plan = []
-        zero = False
-        for i in range(k):
-            oy0, oy1 = max(0, -(-(g.top - i) // s)), min(g.oh, (g.h - 1 + g.top - i) // s + 1)
-            for j in range(k):
-                ox0, ox1 = max(0, -(-(g.left - j) // s)), min(g.ow, (g.w - 1 + g.left - j) // s + 1)
-                if oy0 >= oy1 or ox0 >= ox1:
-                    continue
-                y0, x0 = s * oy0 + i - g.top, s * ox0 + j - g.left
-                ys, xs = slice(y0, y0 + s * (oy1 - oy0 - 1) + 1, s), slice(x0, x0 + s * (ox1 - ox0 - 1) + 1, s)
-                first = not touched[ys, xs].any()
-                zero = zero or not (first or touched[ys, xs].all())
-                touched[ys, xs] = True
-                plan.append((i * k + j, ys, xs, slice(oy0, oy1), slice(ox0, ox1), first))
-        return plan, zero or not touched.all()
+    def _col2im_plan(self, g: Geometry) -> Col2imPlan:
+        return col2im_plan(g, self.kernel, self.stride)
 
     def _col2im_dx(
-        self, g: _Geometry, f: int, work: dict[str, np.ndarray], dtype: np.dtype
+        self, g: Geometry, f: int, work: dict[str, np.ndarray], dtype: np.dtype
     ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-        """fill(grad block, dx block): the window matrix's gradient G W^T, (B*OH*OW, K*K*C), put back onto dX
-        window offset by window offset (K*K whole-block strided views, clipped to the unpadded input). With a
-        stride of 2 the offsets of each row/column parity cover their pixels of dX, so the first offset of each
-        parity writes and the others add: no zeroing, no padded grid to crop."""
-        k, c = self.kernel, g.c
-        weights_t = self.params["W"].reshape(-1, f).T  # (F, K*K*C)
-        dcols = self._array(work, "dx_cols", (g.block * g.oh * g.ow, k * k * c), dtype)
+        """fill(grad block, dx block): dX by col2im (engine/im2col.py), its plan made once per geometry."""
         if ("col2im", g) not in self._cached:
             self._cached["col2im", g] = self._col2im_plan(g)
-        plan, gaps = cast(_Col2imPlan, self._cached["col2im", g])
-
-        def fill(grad: np.ndarray, dx: np.ndarray) -> np.ndarray:
-            b = len(grad)
-            rows = np.matmul(grad.reshape(-1, f), weights_t, out=dcols[: b * g.oh * g.ow])
-            parts = rows.reshape(b, g.oh, g.ow, k * k, c)
-            if gaps:
-                dx[...] = 0
-            for t, ys, xs, oys, oxs, first in plan:
-                target, part = dx[:, ys, xs], parts[:, oys, oxs, t]
-                if first and not gaps:
-                    np.copyto(target, part)
-                else:
-                    np.add(target, part, out=target)
-            return dx
-
-        return fill
+        plan = cast(Col2imPlan, self._cached["col2im", g])
+        return col2im_dx(g, self.params["W"], plan, work, dtype)
 
     # ---- forward and backward ------------------------------------------------------------------------
 
