@@ -375,3 +375,19 @@ def test_a_test_digit_with_its_label(client: TestClient) -> None:
     assert client.get("/api/datasets/mnist/samples/10000").status_code == 404
     assert client.get("/api/datasets/nope/samples/0").status_code == 404
     assert client.get("/api/datasets/mnist/samples/-1").status_code == 422
+
+
+def test_bodies_from_before_typed_layers_still_work(client: TestClient) -> None:
+    """The README's curl example and the five presets exactly as the code before typed layers serialised them
+    (tests/fixtures/format1_presets.json, dumped by commit 7f8a518): accepted unchanged, as dense layers."""
+    fixtures = Path(__file__).parent.parent / "fixtures"
+    readme = {"layers": [{"units": 128, "activation": "relu"}], "epochs": 5, "learning_rate": 0.001}
+    bodies = [readme, *json.loads((fixtures / "format1_presets.json").read_text()).values()]
+    for body in bodies:
+        assert all("type" not in layer for layer in body["layers"])
+        shape = client.post("/api/architecture", json={"layers": body["layers"]})
+        assert shape.status_code == 200, shape.text
+        assert [row["type"] for row in shape.json()["layers"]] == ["dense"] * (len(body["layers"]) + 1)
+        created = client.post("/api/runs", json={**body, "epochs": 1, "train_subset": 1000, "batch_size": 100})
+        assert created.status_code == 201, created.text
+        client.post(f"/api/runs/{created.json()['id']}/stop")
