@@ -132,14 +132,6 @@ export class RunSocket {
     });
   }
 
-  send(message) {
-    if (this.ws && this.ws.readyState === WebSocket.OPEN) {
-      this.ws.send(JSON.stringify(message));
-      return true;
-    }
-    return false;
-  }
-
   close() {
     this.closed = true;
     clearTimeout(this.timer);
