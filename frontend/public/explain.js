@@ -43,7 +43,7 @@ export function renderTop3(list, explanation) {
 }
 
 /** One small canvas per channel of every conv/pool layer's output for the drawing. */
-export function renderFeatureMaps(container, featureMaps) {
+export function renderFeatureMaps(container, featureMaps, heading = true) {
   if (!featureMaps || !featureMaps.length) {
     container.replaceChildren();
     container.hidden = true;
@@ -74,7 +74,7 @@ export function renderFeatureMaps(container, featureMaps) {
     return el('figure', { class: 'fmap-layer' }, el('figcaption', {}, `layer ${layer.layer + 1} · ${layer.type}`),
       el('div', { class: 'fmap-grid' }, ...canvases));
   });
-  container.replaceChildren(el('h4', {}, 'What the conv layers see in your drawing'), ...blocks);
+  container.replaceChildren(...(heading ? [el('h4', {}, 'What the conv layers see in your drawing')] : []), ...blocks);
 }
 
 export function selectedOverlay() {

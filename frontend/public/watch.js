@@ -4,6 +4,7 @@
 
 import { api, RunSocket } from './api.js';
 import { LiveCharts } from './charts.js';
+import { clearConvViews, renderConvViews } from './convviews.js';
 import { HealthCharts } from './health.js';
 import { SteerPanel } from './steer.js';
 import { Histograms } from './histograms.js';
@@ -59,6 +60,7 @@ export class RunWatcher {
     this.changes = [];
     this.health.reset(null);
     this.showFilters(null);
+    clearConvViews();
     renderConfusion($('confusion'), null);
     renderMisclassified($('misclassified'), null);
     $('run-title').textContent = 'Loading…';
@@ -157,6 +159,7 @@ export class RunWatcher {
       this.summary(last);
     }
     if (run.extras) {
+      renderConvViews($('conv-views'), run.extras.conv, run.extras.sample);
       this.showFilters(run.extras.filters);
       renderMisclassified($('misclassified'), run.extras.misclassified);
     }
@@ -184,6 +187,7 @@ export class RunWatcher {
     this.histograms.addEpoch(m);
     renderConfusion($('confusion'), m.confusion);
     if (m.filters) this.showFilters(m.filters);
+    if (m.conv) renderConvViews($('conv-views'), m.conv, m.sample);
     if (m.misclassified) renderMisclassified($('misclassified'), m.misclassified);
     if (this.run) this.run.epochs_done = m.epoch;
     $('progress').value = m.epoch / m.epochs;

@@ -667,20 +667,39 @@ def test_histograms_label_conv_and_batchnorm_layers(browser: Browser, live_serve
     page.context.close()
 
 
-def test_train_a_tiny_conv_net(browser: Browser, live_server: LiveServer) -> None:
+def test_train_a_conv_net_see_its_filters_and_maps_then_draw(
+    browser: Browser, live_server: LiveServer, artifacts_dir: Path
+) -> None:
+    """Builds a conv network in the page, trains it on a subset, sees every conv layer's kernels and the feature
+    maps of the fixed test digit, then draws a 7 that it reads right, with the drawing's feature maps."""
     page, problems = new_page(browser, DESKTOP)
     load(page, live_server.url)
     config = {
-        "name": "tiny-conv",
-        "layers": [{"type": "conv2d", "filters": 4, "kernel": 3}, {"type": "maxpool2d", "size": 2}],
-        "batch_size": 100,
-        "epochs": 1,
-        "train_subset": 2000,
+        "name": "small-conv",
+        "layers": [
+            {"type": "conv2d", "filters": 8, "kernel": 5, "stride": 2},
+            {"type": "conv2d", "filters": 8, "kernel": 3, "stride": 2},
+        ],
+        "batch_size": 64,
+        "epochs": 2,
+        "learning_rate": 0.003,
+        "train_subset": 12000,
     }
     page.evaluate("(config) => window.__nnplay.form.setConfig(config)", config)
     expect(page.locator("#btn-start")).to_be_enabled()
     page.click("#btn-start")
     expect(page.locator("#run-state")).to_have_text("finished", timeout=120_000)
     expect(page.locator("#histograms h4").first).to_contain_text("conv2d")
+    views = page.locator("#conv-views figure.conv-view")
+    expect(views).to_have_count(2)
+    expect(views.first.locator("figcaption").first).to_contain_text("Layer 1 · conv2d: 8 filters")
+    expect(views.nth(1).locator("figcaption").first).to_contain_text("8 filters × 8 channels")
+    expect(views.first.locator("canvas.fmap")).to_have_count(8)
+    assert canvas_ink(page, "#conv-views canvas.filters") > 20
+    draw_seven(page)
+    expect(page.locator("#pred-digit")).to_have_text("7")
+    expect(page.locator("#feature-maps canvas.fmap")).to_have_count(16)
+    page.locator("#conv-views").scroll_into_view_if_needed()
+    shot(page, artifacts_dir, "14-conv-views-1280.png", full_page=False)
     assert not problems.all(), problems.all()
     page.context.close()

@@ -391,3 +391,18 @@ def test_bodies_from_before_typed_layers_still_work(client: TestClient) -> None:
         created = client.post("/api/runs", json={**body, "epochs": 1, "train_subset": 1000, "batch_size": 100})
         assert created.status_code == 201, created.text
         client.post(f"/api/runs/{created.json()['id']}/stop")
+
+
+def test_conv_limits_are_refused_naming_them_before_anything_is_allocated(tmp_path: Path, mnist_source: Path) -> None:
+    settings = Settings(data_dir=make_data_dir(tmp_path, mnist_source), max_filters=4, max_macs=100_000)
+    with TestClient(create_app(settings)) as c:
+        wide = {"layers": [{"type": "conv2d", "filters": 8, "kernel": 3}]}
+        r = c.post("/api/runs", json=wide)
+        assert r.status_code == 422 and "max_filters=4" in r.json()["detail"]
+        costly = {"layers": [{"type": "conv2d", "filters": 4, "kernel": 7}]}  # 28*28*4*49 = 153,664 MACs
+        r = c.post("/api/architecture", json=costly)
+        assert r.status_code == 422 and "max_macs=100000" in r.json()["detail"]
+        assert c.post("/api/runs", json=costly).status_code == 422
+        assert c.get("/api/runs").json() == []  # nothing was created
+        too_big = {"layers": [{"type": "conv2d", "filters": 65}]}  # past the schema's own bound
+        assert c.post("/api/runs", json=too_big).status_code == 422
