@@ -51,20 +51,21 @@ PRESETS: list[Preset] = [
     Preset(
         name="speedrun",
         description=(
-            "98% in about a second: 784-256-128-10 ReLU for 3 epochs at batch 256 (235 Adam steps an epoch, so "
-            "the optimizer's fixed cost per step is paid half as often and the GEMMs are larger and more "
-            "efficient), a one-cycle schedule (warm up from lr/25 to 4e-3 over the first 30%, cosine down to "
+            "98% in about 1.2 seconds: 784-200-100-10 ReLU for 3 epochs at batch 320 (188 Adam steps an epoch, so "
+            "the optimizer's fixed cost per step is paid less often and the GEMMs are larger and more "
+            "efficient), a one-cycle schedule (warm up from lr/25 to 5e-3 over the first 30%, cosine down to "
             "lr/1e4: a large step size early without diverging, a small one to settle) and label smoothing 0.05 "
-            "(no over-confident logits, so the high learning rate stays stable)."
+            "(no over-confident logits, so the high learning rate stays stable). Narrower than 200-100 and it "
+            "falls below 98%; wider and it is slower."
         ),
         config=RunConfig(
             name="speedrun",
-            layers=[DenseConfig(units=256), DenseConfig(units=128)],
+            layers=[DenseConfig(units=200), DenseConfig(units=100)],
             optimizer=OptimizerConfig(name="adam"),
-            learning_rate=4e-3,
+            learning_rate=5e-3,
             schedule=ScheduleConfig(name="onecycle", warmup=0.3),
             label_smoothing=0.05,
-            batch_size=256,
+            batch_size=320,
             epochs=3,
         ),
     ),
