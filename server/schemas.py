@@ -174,6 +174,13 @@ class Preset(BaseModel):
 class PredictRequest(StrictModel):
     image: Annotated[str | None, Field(description="a PNG as a data URL: data:image/png;base64,...")] = None
     pixels: Annotated[list[list[float]] | None, Field(description="28x28 numbers, 0-1 or 0-255, ink high")] = None
+    strokes: Annotated[
+        list[list[list[float]]] | None,
+        Field(
+            max_length=200,
+            description="the pen strokes, each a list of [x, y] points: redrawn at MNIST's proportions whatever size",
+        ),
+    ] = None
     model: Annotated[ModelId | None, Field(description="a model or run id; the default model if absent")] = None
     explain: Annotated[bool, Field(description="add saliency, integrated gradients, occlusion, activations")] = False
     target: Annotated[

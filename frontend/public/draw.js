@@ -13,6 +13,8 @@ const NEAR_CHANCE = 0.2; // test accuracy below this: barely better than guessin
 const nearChance = (m) => typeof m?.test_accuracy === 'number' && m.test_accuracy < NEAR_CHANCE;
 const STROKE = 20; // in canvas pixels (280 wide): about 2 MNIST pixels, like the training digits
 
+const round1 = (v) => Math.round(v * 10) / 10; // tenths of a canvas pixel: plenty, and a smaller request
+
 export class DrawPad {
   /** `testSize`: images in the data set's test split, for "try a random test digit". */
   constructor({ testSize = 10000 } = {}) {
@@ -22,6 +24,7 @@ export class DrawPad {
     this.ctx = this.canvas.getContext('2d');
     this.picker = $('model-picker');
     this.hasInk = false;
+    this.strokes = []; // [[[x, y], ...], ...] in canvas pixels, one list per pen stroke
     this.drawing = null; // pointerId of the stroke being drawn
     this.timer = 0;
     this.inFlight = false;
@@ -94,6 +97,7 @@ export class DrawPad {
       ctx.beginPath();
       ctx.moveTo(x, y);
       this.last = [x, y];
+      this.strokes.push([[x, y]]); // the server redraws these at MNIST's proportions, whatever the size
       this.hasInk = true;
       this.predictSoon();
     });
@@ -105,6 +109,7 @@ export class DrawPad {
         const [x, y] = point(ev);
         this.ctx.lineTo(x, y);
         this.last = [x, y];
+        this.strokes[this.strokes.length - 1].push([x, y]);
       }
       this.ctx.stroke();
       this.ctx.beginPath();
@@ -122,6 +127,8 @@ export class DrawPad {
 
   clear() {
     this.ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
+    this.strokes = [];
+    this.painted = false;
     this.hasInk = false;
     this.sample = null;
     $('sample-note').textContent = '';
@@ -155,6 +162,7 @@ export class DrawPad {
     }
     this.clear();
     this.paint(sample.pixels);
+    this.painted = true;
     this.sample = sample;
     this.hasInk = true;
     $('sample-note').textContent = `MNIST test digit #${sample.index}; its true label is ${sample.label}.`;
@@ -196,7 +204,9 @@ export class DrawPad {
     this.dirty = false;
     try {
       const sample = this.sample;
-      const input = sample ? { pixels: sample.pixels } : { image: this.canvas.toDataURL('image/png') };
+      let input = { strokes: this.strokes.map((st) => st.map(([x, y]) => [round1(x), round1(y)])) };
+      if (sample) input = { pixels: sample.pixels };
+      else if (this.painted) input = { image: this.canvas.toDataURL('image/png') }; // drawn over a test digit
       const result = await api.predict(input, model, true);
       if (this.hasInk) this.show(result);
       if (sample && sample === this.sample) {

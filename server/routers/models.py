@@ -21,6 +21,7 @@ from server.pictures import feature_maps
 from server.registry import UnknownModel
 from server.schemas import ModelInfo, PredictRequest, PredictResponse, UploadedModel
 from server.steer import new_id
+from server.strokes import render_strokes
 
 router = APIRouter(prefix="/api", tags=["models"])
 
@@ -122,7 +123,12 @@ def _predict(body: PredictRequest, ctx: AppContext) -> PredictResponse:
     started = time.perf_counter()
     s = ctx.settings
     try:
-        image = prepare(body.image, body.pixels, max_bytes=s.max_image_bytes, max_side=s.max_canvas_side)
+        if body.strokes is not None:
+            if body.image is not None or body.pixels is not None:
+                raise ImageError("Send exactly one of 'image', 'pixels' or 'strokes'.")
+            image = render_strokes(body.strokes)
+        else:
+            image = prepare(body.image, body.pixels, max_bytes=s.max_image_bytes, max_side=s.max_canvas_side)
     except ImageError as exc:
         raise HTTPException(exc.status_code, str(exc)) from None
     try:

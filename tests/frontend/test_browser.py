@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, ViewportSize, expect, sync_playwright
 
@@ -169,6 +170,19 @@ def draw_seven(page: Page) -> None:
     page.mouse.down()
     page.mouse.move(x0 + 0.72 * w, y0 + 0.22 * h, steps=12)
     page.mouse.move(x0 + 0.45 * w, y0 + 0.82 * h, steps=16)
+    page.mouse.up()
+
+
+def draw_small_seven(page: Page) -> None:
+    """The same 7, about 45 px tall on the 280 px pad (1/6 of it), with the page's 20 px pen."""
+    box = page.locator("#pad").bounding_box()
+    assert box is not None
+    x0, y0, w, h = box["x"] + 0.4 * box["width"], box["y"] + 0.4 * box["height"], box["width"], box["height"]
+    k = 45 / 280 / 0.6  # the large 7 spans 0.6 of the pad's height
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move(x0 + 0.44 * w * k, y0, steps=8)
+    page.mouse.move(x0 + 0.17 * w * k, y0 + 0.6 * h * k, steps=8)
     page.mouse.up()
 
 
@@ -699,6 +713,14 @@ def test_train_a_conv_net_see_its_filters_and_maps_then_draw(
     draw_seven(page)
     expect(page.locator("#pred-digit")).to_have_text("7")
     expect(page.locator("#feature-maps canvas.fmap")).to_have_count(16)
+    large = np.array(page.evaluate("window.__nnplay.pad.last.input"))
+    page.click("#btn-clear")
+    draw_small_seven(page)  # sent as strokes and redrawn at MNIST's proportions: read as well as a large one
+    expect(page.locator("#pred-digit")).to_have_text("7")
+    wait_js(page, "window.__nnplay.pad.last && !window.__nnplay.pad.inFlight")
+    small = np.array(page.evaluate("window.__nnplay.pad.last.input"))
+    # the network sees the same digit: as an image, the 20 px pen made the small 7's strokes ~3x as thick
+    assert abs(small.sum() - large.sum()) < 0.15 * large.sum(), (small.sum(), large.sum())
     page.locator("#conv-views").scroll_into_view_if_needed()
     shot(page, artifacts_dir, "14-conv-views-1280.png", full_page=False)
     assert not problems.all(), problems.all()
