@@ -97,6 +97,7 @@ class RunManager(Steering, Access):
         if owner is not None:
             self._check_quotas(owner)
         run = ActiveRun(new_id("r"), config, kind, owner=owner, shared=shared)
+        run.pause_requested = config.start_paused  # so it may be stepped from its very first batch
         self.store.create_run(
             run.id, config.name, kind, config.model_dump(), config.parameter_count(), owner=owner, shared=shared
         )
@@ -218,7 +219,7 @@ class RunManager(Steering, Access):
             recorder.frames = FrameMaker.for_run(model, recorder.data, run.config.dataset, run.config.data)
             recorder.trainer, recorder.epoch_every = trainer, TOY_EPOCH_EVERY
         run.trainer = trainer
-        if run.pause_requested or run.config.start_paused:
+        if run.pause_requested:
             trainer.pause()
         if run.stop_requested:
             trainer.stop()
