@@ -34,7 +34,8 @@ pytestmark = pytest.mark.browser
 
 SMALL: dict[str, Any] = {"layers": [{"units": 16}], "batch_size": 100, "epochs": 2, "train_subset": 2000}
 # long enough to still be training when the test looks; the test stops it
-LONG: dict[str, Any] = {"layers": [{"units": 16}], "batch_size": 10, "epochs": 200, "train_subset": 2000}  # minutes
+# 600 batches an epoch, ~0.5 s or more each: progress messages (every 0.33 s) show between epochs; minutes in all
+LONG: dict[str, Any] = {"layers": [{"units": 64}], "batch_size": 10, "epochs": 200, "train_subset": 6000}
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +168,7 @@ def test_a_stopped_run_says_how_it_ended(chromium: Browser, live_server: LiveSer
         page.click("#btn-stop")
         expect(page.locator("#run-state")).to_have_text("stopped", timeout=20_000)
         text = page.locator("#progress-text")
-        ended = r"^stopped( during epoch \d+/200 \(batch \d+/200\))? · (\d+ of 200 epochs|no epoch) complete$"
+        ended = r"^stopped( during epoch \d+/200 \(batch \d+/600\))? · (\d+ of 200 epochs|no epoch) complete$"
         expect(text).to_have_text(re.compile(ended))
         time.sleep(1)
         assert "left" not in str(text.text_content())
