@@ -23,10 +23,12 @@ def render_strokes(strokes: list[list[list[float]]]) -> np.ndarray:
     if not strokes or len(strokes) > MAX_STROKES:
         raise ImageError(f"Send 1 to {MAX_STROKES} strokes, each a list of [x, y] points.")
     try:
-        lines = [np.asarray(stroke, dtype=np.float64).reshape(-1, 2) for stroke in strokes if len(stroke)]
+        lines = [np.asarray(stroke, dtype=np.float64) for stroke in strokes if len(stroke)]
     except (ValueError, TypeError):
         raise ImageError("Each stroke must be a list of [x, y] points.") from None
-    if not lines or sum(len(line) for line in lines) > MAX_POINTS:
+    if any(line.ndim != 2 or line.shape[1] != 2 for line in lines):  # e.g. [[]] or [[1, 2, 3]]
+        raise ImageError("Each stroke must be a list of [x, y] points.")
+    if not lines or not 1 <= sum(len(line) for line in lines) <= MAX_POINTS:
         raise ImageError(f"The strokes must hold 1 to {MAX_POINTS} points.")
     points = np.concatenate(lines)
     if not np.isfinite(points).all():

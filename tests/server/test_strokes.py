@@ -31,7 +31,7 @@ def test_the_pen_is_as_thick_as_mnist_strokes() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    [[], [[[1, 2, 3]]], [[[float("nan"), 1]]], [[[0, 0]]] * 201, [[[0, 0]] * 20_001]],
+    [[], [[[]]], [[]], [[[1, 2, 3]]], [[[1]]], [[[float("nan"), 1]]], [[[0, 0]]] * 201, [[[0, 0]] * 20_001]],
 )
 def test_bad_strokes_are_refused(bad: list) -> None:
     with pytest.raises(ImageError):
