@@ -58,6 +58,7 @@ export class RunWatcher {
     this.charts.reset();
     this.histograms.reset();
     this.changes = [];
+    this.stepCount = 0;
     this.health.reset(null);
     this.showFilters(null);
     clearConvViews();
@@ -119,7 +120,7 @@ export class RunWatcher {
       case 'epoch':
         return this.epoch(msg);
       case 'state':
-        if (msg.step !== null && msg.step !== undefined) this.stepCount = msg.step; // batches trained so far
+        if (msg.step !== null && msg.step !== undefined) this.noteStep(msg.step);
         return this.setState(msg.state);
       case 'end':
         return this.end(msg);
@@ -133,11 +134,16 @@ export class RunWatcher {
         this.charts.addChange(msg);
         return this.steer.update(this.run, this.state, this.changes);
       case 'health':
-        this.stepCount = msg.step;
+        this.noteStep(msg.step);
         return this.health.add(msg);
       default:
         return undefined; // unknown message types are ignored: newer servers may send more
     }
+  }
+
+  /** Batches trained so far. Only ever grows: a merged progress message may arrive after a newer state message. */
+  noteStep(step) {
+    this.stepCount = Math.max(this.stepCount || 0, step);
   }
 
   snapshot(run) {
@@ -170,7 +176,7 @@ export class RunWatcher {
   }
 
   progress(m) {
-    if (m.step) this.stepCount = m.step;
+    if (m.step) this.noteStep(m.step);
     if (TERMINAL.has(this.state)) return; // a late report must not bring back "time left" to an ended run
     this.lastProgress = m;
     this.charts.addProgress(m);
