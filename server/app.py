@@ -32,6 +32,8 @@ from server.routers import meta, models, playground, runs, ws
 from server.schemas import SnapshotMessage
 from server.security import SiteGuard
 from server.settings import Settings, get_settings
+from server.steer import BrokerUnavailable
+from server.store import STORAGE_ERRORS
 
 log = logging.getLogger("nnplay")
 
@@ -179,16 +181,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ctx = AppContext.create(settings)
         app.state.ctx = ctx
         ctx.runs.attach(asyncio.get_running_loop())
+        interrupted = 0
         try:
-            interrupted = ctx.store.mark_interrupted()
-        except sqlite3.Error as exc:  # a read-only or full data directory: start anyway and serve what is there
+            if not ctx.cluster:  # in cluster mode the runs train on workers and outlive this process
+                interrupted = ctx.store.mark_interrupted()
+        except STORAGE_ERRORS as exc:  # a read-only or full data directory: start anyway and serve what is there
             log.warning("cannot update the run database: %s", exc)
-            interrupted = 0
         if interrupted:
             log.warning("%d run(s) were cut off by the last shutdown and are marked interrupted", interrupted)
         loop = asyncio.get_running_loop()
         if settings.train_default_model:
-            if ctx.data.ready("mnist"):
+            if ctx.data.ready("mnist") or ctx.cluster:
                 ctx.ensure_default_model()
             else:
                 ctx.fetch_in_background("mnist", lambda: loop.call_soon_threadsafe(ctx.ensure_default_model))
@@ -215,6 +218,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # A full disk or a read-only data directory: the action that needed a write fails clearly, and
         # everything that only reads (runs, curves, models, predictions) keeps working.
         return JSONResponse(status_code=507, content={"detail": f"the server could not write its database: {exc}"})
+
+    @app.exception_handler(BrokerUnavailable)
+    async def broker_error(request: Request, exc: BrokerUnavailable) -> JSONResponse:
+        return JSONResponse(status_code=503, content={"detail": str(exc)}, headers={"Retry-After": "5"})
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

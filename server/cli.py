@@ -23,7 +23,7 @@ from engine.model import Model, ModelFormatError
 from engine.optimizers import OPTIMIZERS
 from engine.schedules import SCHEDULES
 from engine.trainer import BatchProgress, EpochEnd, Event, Trainer
-from server.cli_serve import cmd_serve
+from server.cli_serve import cmd_serve, cmd_worker
 from server.config import RunConfig
 from server.presets import PRESETS, get_preset
 
@@ -176,6 +176,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", help="overrides NNPLAY_DATA_DIR")
     serve.add_argument("--no-fetch", action="store_true", help="do not fetch MNIST before starting")
     serve.set_defaults(fn=cmd_serve)
+
+    worker = sub.add_parser("worker", help="cluster mode: a Celery worker that trains queued runs, one at a time")
+    worker.add_argument("--data-dir", help="overrides NNPLAY_DATA_DIR (this worker's MNIST cache)")
+    worker.add_argument("--loglevel", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    worker.set_defaults(fn=cmd_worker, host=None, port=None)
 
     train = sub.add_parser("train", help="train a network on MNIST and print each epoch")
     train.add_argument("--preset", help=f"start from a preset: {', '.join(p.name for p in PRESETS)}")

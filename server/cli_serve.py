@@ -93,3 +93,21 @@ def _serve_settings(args: argparse.Namespace) -> Settings | None:
             print(f"nnplay: invalid setting: NNPLAY_DATA_DIR ({data_dir}): {exc.strerror or exc}", file=sys.stderr)
             return None
     return settings
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """A Celery worker of the cluster mode: trains the runs the web tier queues (server/cluster/worker.py)."""
+    settings = _serve_settings(args)
+    if settings is None:
+        return 2
+    if settings.broker_url is None or getattr(settings, "database_url", None) is None:
+        print(
+            "nnplay: a worker needs NNPLAY_BROKER_URL (redis://host:6379/0) and NNPLAY_DATABASE_URL "
+            "(postgresql://user@host/db), the same as the web tier's",
+            file=sys.stderr,
+        )
+        return 2
+    from server.cluster.worker import main as worker_main
+
+    worker_main(settings, loglevel=args.loglevel)
+    return 0

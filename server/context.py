@@ -9,7 +9,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
@@ -25,6 +25,9 @@ from server.settings import Settings
 from server.steer import ActiveRun
 from server.store import Store
 
+if TYPE_CHECKING:
+    from server.cluster.dispatch import ClusterRunManager
+
 log = logging.getLogger("nnplay")
 
 
@@ -34,7 +37,7 @@ class AppContext:
     store: Store
     data: DataProvider
     models: ModelRegistry
-    runs: RunManager
+    runs: RunManager | ClusterRunManager
     default_model_run: str | None = None  # id of the run training the default model, if any
     default_model_error: str | None = None
     predict_times: deque[float] = field(default_factory=lambda: deque(maxlen=5000))  # seconds, server side
@@ -49,9 +52,19 @@ class AppContext:
         data = DataProvider(settings.data_dir)
         models = ModelRegistry(settings, store)
         fanout = LocalFanout(settings.ws_queue_size, settings.ws_queue_bytes)
-        ctx = cls(settings, store, data, models, RunManager(settings, store, data, models, fanout))
+        if settings.broker_url is not None:  # cluster mode: workers train, this process only serves
+            from server.cluster.dispatch import ClusterRunManager
+
+            manager: RunManager | ClusterRunManager = ClusterRunManager(settings, store, data, models, fanout)
+        else:
+            manager = RunManager(settings, store, data, models, fanout)
+        ctx = cls(settings, store, data, models, manager)
         ctx.runs.on_end.append(ctx._install_default)
         return ctx
+
+    @property
+    def cluster(self) -> bool:
+        return self.settings.broker_url is not None
 
     def _install_default(self, run: ActiveRun, state: str, model: Model | None) -> None:
         if run.kind != "default":
@@ -69,6 +82,8 @@ class AppContext:
     def default_model_state(self) -> str:
         if self.models.default_ready():
             return "ready"
+        if self.cluster:  # a worker trains it and installs it; any replica may have started it
+            self.default_model_run = self.runs.default_run_id()
         if self.default_model_run is not None:
             return "training"
         if self.default_model_error:
@@ -77,7 +92,13 @@ class AppContext:
 
     def ensure_default_model(self) -> None:
         """Start training the default model if it is missing (in the background; the server answers meanwhile)."""
-        if self.models.default_ready() or self.default_model_run is not None or not self.data.ready("mnist"):
+        if self.models.default_ready() or self.default_model_run is not None:
+            return
+        if self.cluster:  # workers fetch their own MNIST; one default run for the whole cluster
+            self.default_model_run = self.runs.default_run_id()
+            if self.default_model_run is not None or not self.runs.first_to_start_default():
+                return
+        elif not self.data.ready("mnist"):
             return
         preset = get_preset("default")
         assert preset is not None

@@ -6,6 +6,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from typing import Protocol
+
+
+class EventSink(Protocol):
+    """Where a training job sends its encoded messages: LocalFanout here, a Redis channel from a cluster worker."""
+
+    def publish(self, run_id: str, kind: str, text: str) -> None: ...
+
+    def wants_frame(self, run_id: str) -> bool: ...
 
 
 class Subscriber:

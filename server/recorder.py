@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from engine.model import Model
 from engine.steering import AppliedChange
 from engine.trainer import BatchProgress, Dataset, EpochEnd, Event, HealthReport, StateChange, Tick, Trainer
-from server.fanout import LocalFanout
+from server.fanout import EventSink
 from server.frames import FrameMaker
 from server.journal import Journal
 from server.messages import (
@@ -36,7 +36,7 @@ class RunRecorder:
     run_id: str
     epochs: int
     store: Store
-    fanout: LocalFanout
+    fanout: EventSink
     data: Dataset | None  # set once the training job has loaded it
     extras_interval: float  # seconds between bulky views sent to clients (always with the last epoch)
     clock: float = field(default_factory=time.perf_counter)  # when training started, for the time-left estimate

@@ -12,32 +12,25 @@ import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
-import numpy as np
-
-from engine.checkpoint import Checkpoint
-from engine.datasets import DatasetError
 from engine.model import Model
-from engine.trainer import Trainer
 from server.access import Access
 from server.config import RunConfig
 from server.data import DataProvider
 from server.executor import ThreadExecutor
 from server.fanout import LocalFanout
-from server.frames import FrameMaker
 from server.journal import Journal
 from server.limits import check_limits
 from server.messages import EndMessage, StateMessage
 from server.owners import Caller
-from server.recorder import RunRecorder
 from server.registry import ModelRegistry
 from server.settings import Settings
 from server.steer import ActiveRun, Conflict, NotFound, QueueFull, Steering, new_id
 from server.store import Store
+from server.training import train_and_save
 
 log = logging.getLogger("nnplay.runs")
-
-TOY_EPOCH_EVERY = 0.25  # seconds between stored epoch rows of a 2-D run (the last epoch is always stored)
 
 
 class RunManager(Steering, Access):
@@ -74,8 +67,31 @@ class RunManager(Steering, Access):
                     run.stop_requested = True
                     run.trainer.stop()
 
+    @property
+    def sink(self) -> LocalFanout:
+        return self.fanout
+
     def running_count(self) -> int:
         return sum(1 for r in self.active.values() if r.state in ("running", "paused"))
+
+    def counts(self) -> tuple[int, int]:
+        """(training, queued)."""
+        return self.running_count(), len(self.queue)
+
+    def live_state(self, run_id: str) -> str | None:
+        """The state as this process knows it now (the stored one may lag by a batch), None if not active."""
+        run = self.active.get(run_id)
+        return run.state if run is not None else None
+
+    def queue_position(self, run: dict[str, Any]) -> int | None:
+        """1 for the next run to start; None unless queued."""
+        return self.queue.index(run["id"]) + 1 if run["id"] in self.queue else None
+
+    def first_to_start_default(self) -> bool:
+        return True  # one process: nobody else starts it
+
+    def default_run_id(self) -> str | None:
+        return next((r.id for r in self.active.values() if r.kind == "default"), None)
 
     def get_active(self, run_id: str) -> ActiveRun | None:
         return self.active.get(run_id)
@@ -179,78 +195,11 @@ class RunManager(Steering, Access):
         # Whatever happens in here (a bug, a full disk, no memory), the run must end through _finish: a job
         # that dies silently would hold a concurrency slot for ever.
         try:
-            state, message, saved = self._train_and_save(run)
+            state, message, saved = train_and_save(run, self)
         except Exception as exc:
             log.exception("run %s failed", run.id)
             state, message, saved = "failed", f"training failed: {type(exc).__name__}: {exc}", None
         self._call_loop(run, state, message, saved)
-
-    def _train_and_save(self, run: ActiveRun) -> tuple[str, str, Model | None]:
-        self.store.update_run(run.id, state="running", started_at=time.time())
-        recorder = RunRecorder(
-            run.id, run.config.epochs, self.store, self.fanout, None, self.settings.ws_extras_interval
-        )
-
-        def on_state(state: str) -> None:
-            run.paused_at = time.monotonic() if state == "paused" else None
-            run.state = state
-
-        recorder.on_state = on_state
-        recorder.journal, recorder.checkpoint_budget = self.journal, self.settings.checkpoint_budget
-        recorder.publish_state("running")
-        try:
-            recorder.data = self.data.get(run.config.dataset, run.config.data)
-            model = Model.build(run.config.model_spec(), seed=run.config.seed)
-            trainer = Trainer(model, run.config.train_config(), recorder.data, on_event=recorder.on_event)
-            if run.config.start is not None:  # a fork: continue from the other run's checkpoint
-                payload = self.journal.checkpoint(run.config.start.run, run.config.start.epoch)
-                if payload is None:
-                    return (
-                        "failed",
-                        f"no checkpoint after epoch {run.config.start.epoch} of {run.config.start.run}",
-                        None,
-                    )
-                trainer.restore(Checkpoint.from_bytes(payload))
-        except (DatasetError, ValueError, MemoryError, KeyError) as exc:
-            return "failed", str(exc), None
-        recorder.checkpoint = lambda epoch: trainer.checkpoint(epoch).to_bytes()
-        recorder.model = model
-        if trainer.config.tick_every > 0:  # a generated 2-D set: live pictures (server/frames.py)
-            recorder.frames = FrameMaker.for_run(model, recorder.data, run.config.dataset, run.config.data)
-            recorder.trainer, recorder.epoch_every = trainer, TOY_EPOCH_EVERY
-        run.trainer = trainer
-        if run.pause_requested:
-            trainer.pause()
-        if run.stop_requested:
-            trainer.stop()
-        recorder.clock = time.perf_counter()
-        end = trainer.run()
-        state, message = end.state, end.message
-        if run.interrupted:
-            state, message = "interrupted", "the server stopped while this run was active"
-        elif run.pause_expired and state == "stopped":
-            message = f"stopped: paused for longer than max_pause_seconds={self.settings.max_pause_seconds:g}"
-        if end.state == "diverged" and trainer.epochs_done == 0:
-            message = message.replace(
-                " The last finite weights were kept.", " No epoch finished, so no model was kept."
-            )
-        saved = None
-        if trainer.epochs_done > 0 and all(np.isfinite(p).all() for p, _ in model.parameters()):
-            model.meta = {
-                "run_id": run.id,
-                "name": run.config.name,
-                "dataset": run.config.dataset,
-                "epochs": trainer.epochs_done,
-                "test_accuracy": recorder.test_accuracy,
-            }
-            try:
-                size = self.models.save_run_model(run.id, model)
-                saved = model
-                with contextlib.suppress(sqlite3.Error):
-                    self.store.add_stored_bytes(run.id, size)
-            except OSError as exc:
-                message += f" (the model could not be saved: {exc.strerror or exc})"
-        return state, message, saved
 
     def _call_loop(self, run: ActiveRun, state: str, message: str, model: Model | None) -> None:
         if self.loop is not None and not self.loop.is_closed() and not self.shutting_down:

@@ -43,6 +43,8 @@ class RunSummary(BaseModel):
     has_model: bool
     shared: bool = True  # others may watch it (a run that is not is 404 to them)
     controllable: bool = True  # whether the caller may pause, resume, stop or delete it (owner or token holder)
+    worker: str | None = None  # cluster mode: "host:pid" of the worker training it (null in embedded mode)
+    queue_position: int | None = None  # while queued: 1 = the next run to start
 
 
 class RunDetail(RunSummary):

@@ -72,11 +72,17 @@ class Settings(BaseSettings):
     max_queued_runs_per_owner: Annotated[int, Field(ge=0)] = 4  # runs one owner may have waiting in the queue
     max_models_per_owner: Annotated[int, Field(ge=0)] = 20  # uploaded models one owner may keep
     max_bytes_per_owner: Annotated[int, Field(ge=1024)] = 512 * 1024 * 1024  # histories + model files of one owner
+    # cluster mode (server/cluster/): runs train on Celery workers; unset = embedded, everything in this process
+    broker_url: SecretStr | None = None  # e.g. redis://host:6379/0 (Celery's broker and the live event bus)
+    queue_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = "nnplay"  # the Celery queue of runs
+    worker_heartbeat: Annotated[float, Field(gt=0.0, le=60.0)] = 2.0  # seconds between a worker's "still here"
+    worker_lost_after: Annotated[float, Field(gt=0.0, le=600.0)] = 10.0  # seconds without one: run requeued
+    max_run_attempts: Annotated[int, Field(ge=1, le=20)] = 3  # workers lost by one run before it is interrupted
     # growth over time
     max_pause_seconds: Annotated[float, Field(gt=0.0, le=7 * 86400.0)] = 600.0  # a paused run then stops (slot freed)
     max_watchers_per_run: Annotated[int, Field(ge=1)] = 50  # WebSocket clients of one run; past it 503 / close 1013
 
-    @field_validator("token", mode="before")
+    @field_validator("token", "broker_url", mode="before")
     @classmethod
     def _empty_token_is_none(cls, value: object) -> object:
         return None if value == "" else value  # NNPLAY_TOKEN= (empty) means no token set, not an empty token

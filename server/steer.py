@@ -37,6 +37,10 @@ class QuotaExceeded(Exception):
     """A per-owner quota (its setting named in the message): 429."""
 
 
+class BrokerUnavailable(Exception):
+    """Cluster mode: Redis cannot be reached (503, naming it)."""
+
+
 def new_id(prefix: str) -> str:
     return f"{prefix}{secrets.token_hex(5)}"
 
@@ -55,6 +59,8 @@ class ActiveRun:
     shared: bool = True
     paused_at: float | None = None  # monotonic time it last became paused
     pause_expired: bool = False  # stopped because it stayed paused past max_pause_seconds
+    interrupted_because: str = "the server stopped while this run was active"
+    resume_epoch: int | None = None  # cluster mode: requeued after its worker was lost; go on after this epoch
 
 
 class Steering:

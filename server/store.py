@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 ACTIVE_STATES = ("queued", "running", "paused")
+STORAGE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error,)  # what a failed read or write of the store raises
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (

@@ -35,6 +35,7 @@ router = APIRouter(prefix="/api", tags=["meta"])
 
 @router.get("/health", response_model=Health)
 async def health(ctx: Ctx) -> Health:
+    training, queued = ctx.runs.counts()
     return Health(
         status="ok",
         mnist=ctx.data.state("mnist"),  # type: ignore[arg-type]
@@ -42,8 +43,8 @@ async def health(ctx: Ctx) -> Health:
         default_model=ctx.default_model_state(),  # type: ignore[arg-type]
         default_model_run=ctx.default_model_run,
         default_model_error=ctx.default_model_error,
-        runs_training=ctx.runs.running_count(),
-        runs_queued=len(ctx.runs.queue),
+        runs_training=training,
+        runs_queued=queued,
         predict_ms=_latency(list(ctx.predict_times)),
     )
 

@@ -49,9 +49,10 @@ class RunRequest(RunConfig):
 
 
 def summary_of(run: dict[str, Any], ctx: AppContext, caller: Caller) -> RunSummary:
-    active = ctx.runs.get_active(run["id"])
-    if active is not None:
-        run["state"] = active.state
+    state = ctx.runs.live_state(run["id"])
+    if state is not None:
+        run["state"] = state
+    run["queue_position"] = ctx.runs.queue_position(run)
     run["controllable"] = caller.may_control(run["owner"])
     return RunSummary.model_validate(run)
 

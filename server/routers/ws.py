@@ -18,7 +18,7 @@ from server.messages import AckMessage, ControlMessage, EndMessage, ErrorMessage
 from server.owners import Caller, caller_of
 from server.routers.runs import run_detail, run_summary
 from server.schemas import RunPatch, SnapshotMessage, StepRequest
-from server.steer import Conflict, Forbidden, NotFound
+from server.steer import BrokerUnavailable, Conflict, Forbidden, NotFound
 
 router = APIRouter()
 
@@ -142,7 +142,7 @@ def _handle_control(ctx: AppContext, run_id: str, text: str, caller: Caller) -> 
             state = ctx.runs.step(run_id, StepRequest.model_validate({"batches": batches}).batches)
         else:
             state = ctx.runs.control(run_id, control.action, caller)
-    except (NotFound, Conflict, Forbidden, ChangeError) as exc:
+    except (NotFound, Conflict, Forbidden, ChangeError, BrokerUnavailable) as exc:
         return ErrorMessage(detail=str(exc))
     except ValidationError as exc:
         return ErrorMessage(detail="; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))

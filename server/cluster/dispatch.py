@@ -1,0 +1,264 @@
+"""The web tier's side of cluster mode: the same operations as RunManager (server/runs.py), but a run is a
+row in the database plus a Celery task, its controls are commands over Redis, and its events arrive from
+Redis into the local fan-out. This process never trains. It also sweeps for runs whose worker went silent
+and requeues them from their last epoch checkpoint (or, after ``max_run_attempts`` lost workers, marks them
+interrupted: a run that kills its workers must not take down the next ones too)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from kombu.exceptions import KombuError, OperationalError
+
+from engine.layers import Dropout
+from engine.model import Model
+from engine.steering import ChangeError, check
+from server.access import Access
+from server.cluster import leases
+from server.cluster.bus import EVENTS, Commands, EventRelay, redact
+from server.cluster.celery_app import TRAIN_TASK, broker_of, make_celery
+from server.config import RunConfig
+from server.data import DataProvider
+from server.fanout import LocalFanout
+from server.journal import Journal
+from server.limits import check_limits
+from server.messages import EndMessage, StateMessage
+from server.owners import Caller
+from server.registry import ModelRegistry
+from server.settings import Settings
+from server.steer import ActiveRun, BrokerUnavailable, Conflict, NotFound, QueueFull, QuotaExceeded, Steering, new_id
+from server.store import ACTIVE_STATES, STORAGE_ERRORS, Store
+
+log = logging.getLogger("nnplay.cluster")
+
+
+class ClusterRunManager(Steering, Access):
+    def __init__(
+        self, settings: Settings, store: Store, data: DataProvider, models: ModelRegistry, fanout: LocalFanout
+    ) -> None:
+        self.settings, self.store, self.data, self.models, self.fanout = settings, store, data, models, fanout
+        self.journal = Journal(store)
+        self.broker = broker_of(settings)
+        self.celery = make_celery(settings)
+        self.commands = Commands(self.broker)
+        self.relay = EventRelay(self.broker, fanout)
+        self.active: dict[str, ActiveRun] = {}  # always empty here: the database knows which runs are active
+        self.queue: deque[str] = deque()  # likewise: the queue is Redis's
+        self.on_end: list[Callable[[ActiveRun, str, Model | None], None]] = []  # ends are seen by workers only
+        self.shutting_down = False
+        self._sweeper: asyncio.Task[None] | None = None
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.fanout.attach(loop)
+        self.relay.start()
+        self._sweeper = loop.create_task(self._sweep_forever())
+
+    def counts(self) -> tuple[int, int]:
+        return leases.counts(self.store)
+
+    def running_count(self) -> int:
+        return self.counts()[0]
+
+    def live_state(self, run_id: str) -> str | None:
+        return None  # the row is the truth: workers store every state change
+
+    def get_active(self, run_id: str) -> ActiveRun | None:
+        row = self.store.get_run(run_id)
+        if row is None or row["state"] not in ACTIVE_STATES:
+            return None
+        config = RunConfig.model_validate(row["config"])
+        return ActiveRun(row["id"], config, row["kind"], row["state"], owner=row["owner"], shared=row["shared"])
+
+    def default_run_id(self) -> str | None:
+        rows = self.store._rows(
+            "SELECT id FROM runs WHERE kind='default' AND state IN ('queued', 'running', 'paused') "
+            "ORDER BY created_at DESC LIMIT 1"
+        )
+        return rows[0]["id"] if rows else None
+
+    def first_to_start_default(self) -> bool:
+        """Replicas starting together: only one of them starts the default model's run."""
+        try:
+            return bool(self.commands.client.set("nnplay:default-run-starting", 1, nx=True, ex=30))
+        except Exception:
+            return False
+
+    def queue_position(self, run: dict[str, Any]) -> int | None:
+        return leases.queue_position(self.store, run["id"], run["created_at"]) if run["state"] == "queued" else None
+
+    # ---- requests (event loop) -------------------------------------------------------------------------
+
+    def create(self, config: RunConfig, kind: str = "user", owner: str | None = None, shared: bool = True) -> ActiveRun:
+        check_limits(config, self.settings)
+        _, queued = self.counts()
+        if queued >= self.settings.max_queued_runs:
+            raise QueueFull(
+                f"{queued} runs are waiting for a worker: the limit max_queued_runs={self.settings.max_queued_runs}"
+                " is reached; try again later"
+            )
+        if owner is not None:
+            self._check_quotas(owner)
+        run = ActiveRun(new_id("r"), config, kind, owner=owner, shared=shared)
+        self.store.create_run(
+            run.id, config.name, kind, config.model_dump(), config.parameter_count(), owner=owner, shared=shared
+        )
+        try:
+            self.celery.send_task(TRAIN_TASK, args=[run.id], queue=self.settings.queue_name)
+        except (OperationalError, KombuError, OSError) as exc:
+            with contextlib.suppress(*STORAGE_ERRORS):
+                self.store.delete_run(run.id)  # no run without its task: it would wait for ever
+            raise BrokerUnavailable(
+                f"the broker {redact(self.broker)} is unreachable: {exc}; try again shortly"
+            ) from exc
+        return run
+
+    def _check_quotas(self, owner: str) -> None:
+        s = self.settings
+        usage = self.store.owner_usage(owner)
+        if usage["runs"] >= s.max_runs_per_owner:
+            raise QuotaExceeded(
+                f"you keep {usage['runs']} runs: the quota max_runs_per_owner={s.max_runs_per_owner} is reached;"
+                " delete some (DELETE /api/runs/ID)"
+            )
+        if usage["queued"] >= s.max_queued_runs_per_owner:
+            raise QuotaExceeded(
+                f"you have {usage['queued']} runs waiting: the quota max_queued_runs_per_owner="
+                f"{s.max_queued_runs_per_owner} is reached; wait for one to start"
+            )
+        if usage["bytes"] >= s.max_bytes_per_owner:
+            raise QuotaExceeded(
+                f"your runs and models take {usage['bytes']} bytes: the quota max_bytes_per_owner="
+                f"{s.max_bytes_per_owner} is reached; delete some"
+            )
+
+    def _active_row(self, run_id: str, what: str) -> dict[str, Any]:
+        row = self.store.get_run(run_id)
+        if row is None:
+            raise NotFound(f"no run with id {run_id!r}")
+        if row["state"] not in ACTIVE_STATES:
+            raise Conflict(f"run {run_id} is {row['state']}; only active runs can {what}")
+        return row
+
+    def control(self, run_id: str, action: str, caller: Caller | None = None) -> str:
+        if caller is not None:
+            self.check_access(run_id, caller, control=True)
+        row = self._active_row(run_id, "be paused, resumed or stopped")
+        queued = row["state"] == "queued"
+        if action == "stop":
+            if queued and leases.stop_queued(self.store, run_id, "stopped before it started"):
+                self._announce_end(run_id, "stopped", "stopped before it started")
+                return "stopped"
+            self.commands.send(run_id, {"action": "stop"})
+            return "stopping"
+        if action == "pause":
+            self.commands.send(run_id, {"action": "pause"}, paused=True)
+            return "queued" if queued else "pausing"
+        if action == "resume":
+            self.commands.send(run_id, {"action": "resume"}, paused=False)
+            return "resuming" if row["state"] == "paused" else row["state"]
+        raise Conflict(f"unknown action {action!r}")
+
+    def change(self, run_id: str, changes: list[tuple[str, float]]) -> list[tuple[str, float]]:
+        row = self._active_row(run_id, "change")
+        if row["state"] == "queued":
+            raise Conflict(f"run {run_id} has not started yet; it can change once it trains")
+        names = hyper_names(RunConfig.model_validate(row["config"]))
+        checked = []
+        for name, value in changes:  # validate all before sending any
+            value = check(name, value)
+            if name not in names:
+                raise ChangeError(
+                    f"{name} does not exist in this run (dropout.<i> names a dense layer; Adam has no momentum)"
+                )
+            checked.append((name, value))
+        self.commands.send(run_id, {"action": "set", "changes": checked})
+        return checked
+
+    def step(self, run_id: str, batches: int) -> str:
+        row = self._active_row(run_id, "step")
+        if row["state"] == "queued":
+            raise Conflict(f"run {run_id} has not started yet; it can step once it trains")
+        if row["state"] != "paused" and not self.commands.pause_wanted(run_id):
+            raise Conflict(f"run {run_id} is {row['state']}: pause it first, then step")
+        self.commands.send(run_id, {"action": "step", "batches": batches})
+        return "stepping"
+
+    async def delete(self, run_id: str, caller: Caller | None = None) -> None:
+        if caller is not None:
+            self.check_access(run_id, caller, control=True)
+        if self.get_active(run_id) is not None:
+            self.control(run_id, "stop")
+            deadline = time.monotonic() + 30
+            while self.get_active(run_id) is not None and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+        if not self.store.delete_run(run_id):
+            raise NotFound(f"no run with id {run_id!r}")
+        self.models.delete_run_model(run_id)
+        self.commands.forget(run_id)
+
+    async def shutdown(self) -> None:
+        """The runs go on training on their workers; this replica's watchers are told to reconnect (1012)."""
+        self.shutting_down = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        await self.relay.stop()
+        for run_id in list(self.fanout.subscribers):
+            self.fanout.close(run_id, [], 1012)
+
+    def _announce_end(self, run_id: str, state: str, message: str) -> None:
+        """An end decided here (a queued run stopped, a run given up): every replica's watchers hear it."""
+        end = EndMessage(run_id=run_id, state=state, message=message, test_accuracy=None, has_model=False)
+        try:
+            pipe = self.commands.client.pipeline()
+            pipe.publish(EVENTS + run_id, "state\n" + StateMessage(run_id=run_id, state=state).encode())
+            pipe.publish(EVENTS + run_id, "end\n" + end.encode())
+            pipe.execute()
+        except Exception as exc:  # the watchers see the end in their next snapshot
+            log.warning("could not announce the end of %s: %s", run_id, exc)
+
+    # ---- lost workers -------------------------------------------------------------------------------
+
+    async def _sweep_forever(self) -> None:
+        while not self.shutting_down:
+            await asyncio.sleep(self.settings.worker_heartbeat)
+            try:
+                await asyncio.to_thread(self.sweep)
+            except Exception as exc:  # the database or Redis is away: try again next time
+                log.warning("could not look for lost workers: %s", exc)
+
+    def sweep(self) -> list[str]:
+        """Requeue (or give up on) every run whose worker has been silent too long; the ids requeued."""
+        requeued = []
+        for row in leases.lost(self.store, self.settings.worker_lost_after):
+            worker, attempts = row["worker"], int(row["attempts"])
+            if attempts >= self.settings.max_run_attempts:
+                message = f"interrupted: {attempts} workers were lost while training it (last: {worker})"
+                if leases.give_up(self.store, row["id"], worker, message):
+                    log.warning("run %s: %s", row["id"], message)
+                    self._announce_end(row["id"], "interrupted", message)
+                continue
+            message = f"worker {worker} was lost after epoch {row['epochs_done']}; requeued from its checkpoint"
+            if leases.requeue(self.store, row["id"], worker, message):
+                log.warning("run %s: %s", row["id"], message)
+                self.celery.send_task(TRAIN_TASK, args=[row["id"]], queue=self.settings.queue_name)
+                self.fanout.publish(row["id"], "state", StateMessage(run_id=row["id"], state="queued").encode())
+                requeued.append(row["id"])
+        return requeued
+
+
+def hyper_names(config: RunConfig) -> set[str]:
+    """What a live change may name in this run: as the trainer's controls have them (engine/trainer.py)."""
+    names = {"learning_rate", "l2", "l1", "batch_size"}
+    if config.optimizer.name != "adam":
+        names.add("momentum")
+    model = Model.build(config.model_spec(), seed=0)
+    names |= {
+        f"dropout.{i}" for layer, i in zip(model.layers, model.spec_index, strict=True) if isinstance(layer, Dropout)
+    }
+    return names
