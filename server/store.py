@@ -57,6 +57,9 @@ MIGRATIONS = (
     ("runs", "owner", "TEXT"),  # the anonymous owner (server/owners.py); NULL: anyone may control it
     ("runs", "shared", "INTEGER NOT NULL DEFAULT 1"),  # others may watch it; 0: it is 404 to them
     ("runs", "stored_bytes", "INTEGER NOT NULL DEFAULT 0"),  # stored epoch JSON + model file, for the quota
+    ("runs", "worker", "TEXT"),  # cluster mode: "host:pid" of the worker that holds it
+    ("runs", "heartbeat_at", "REAL"),  # cluster mode: when that worker last said it is alive
+    ("runs", "attempts", "INTEGER NOT NULL DEFAULT 0"),  # cluster mode: workers that have claimed it
     ("models", "owner", "TEXT"),
     ("models", "bytes", "INTEGER NOT NULL DEFAULT 0"),
 )
@@ -68,7 +71,7 @@ CREATE INDEX IF NOT EXISTS models_by_owner ON models(owner);
 
 RUN_COLUMNS = (
     "id, name, kind, config, state, message, created_at, started_at, finished_at, epochs_done, "
-    "test_accuracy, test_loss, train_seconds, parameters, has_model, owner, shared"
+    "test_accuracy, test_loss, train_seconds, parameters, has_model, owner, shared, worker, attempts"
 )
 
 
