@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from server.admission import PredictionSlots
 from server.auth import TokenGuard, ensure_token, token_url
 from server.context import AppContext
+from server.database import STORAGE_ERRORS, DatabaseError, DatabaseUnavailable
 from server.messages import ControlMessage, ServerMessage
 from server.owners import OwnerCookie
 from server.routers import meta, models, playground, runs, ws
@@ -179,11 +180,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ctx = AppContext.create(settings)
         app.state.ctx = ctx
         ctx.runs.attach(asyncio.get_running_loop())
-        try:
-            interrupted = ctx.store.mark_interrupted()
-        except sqlite3.Error as exc:  # a read-only or full data directory: start anyway and serve what is there
-            log.warning("cannot update the run database: %s", exc)
-            interrupted = 0
+        interrupted = 0
+        if ctx.store.dialect == "sqlite":  # a shared database's active runs may be other processes' (cluster mode)
+            try:
+                interrupted = ctx.store.mark_interrupted()
+            except STORAGE_ERRORS as exc:  # a read-only or full data directory: start anyway, serve what is there
+                log.warning("cannot update the run database: %s", exc)
         if interrupted:
             log.warning("%d run(s) were cut off by the last shutdown and are marked interrupted", interrupted)
         loop = asyncio.get_running_loop()
@@ -214,6 +216,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def storage_error(request: Request, exc: sqlite3.Error) -> JSONResponse:
         # A full disk or a read-only data directory: the action that needed a write fails clearly, and
         # everything that only reads (runs, curves, models, predictions) keeps working.
+        return JSONResponse(status_code=507, content={"detail": f"the server could not write its database: {exc}"})
+
+    @app.exception_handler(DatabaseUnavailable)
+    async def database_unavailable(request: Request, exc: DatabaseUnavailable) -> JSONResponse:
+        # The PostgreSQL server is down or restarting: nothing is lost, and the next request reconnects.
+        return JSONResponse(
+            status_code=503, content={"detail": f"{exc}; try again shortly"}, headers={"Retry-After": "5"}
+        )
+
+    @app.exception_handler(DatabaseError)
+    async def database_error(request: Request, exc: DatabaseError) -> JSONResponse:
         return JSONResponse(status_code=507, content={"detail": f"the server could not write its database: {exc}"})
 
     @app.exception_handler(StarletteHTTPException)
