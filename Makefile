@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest data bench clean frontend chromium venv
+.PHONY: run test lint typecheck pytest data bench clean frontend chromium servers venv
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -33,6 +33,16 @@ chromium:
 	  else echo "the browser tests need /usr/bin/chromium: sudo apt-get install chromium" >&2; exit 1; fi; \
 	fi
 
+# The storage and cluster tests start real PostgreSQL and Redis servers (tests/servers.py): Debian's packages.
+# Only the binaries are used; the packages' own services are left alone.
+servers:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v redis-server >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's postgresql and redis-server for the storage tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql redis-server >/dev/null; \
+	  else echo "the storage tests need PostgreSQL and Redis: sudo apt-get install postgresql redis-server" >&2; exit 1; fi; \
+	fi
+
 run: $(STAMP) frontend
 	$(BIN)/nnplay serve
 
@@ -43,7 +53,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) frontend data chromium
+pytest: $(STAMP) frontend data chromium servers
 	$(BIN)/pytest
 
 test: lint typecheck pytest

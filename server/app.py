@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from server.admission import PredictionSlots
 from server.auth import TokenGuard, ensure_token, token_url
 from server.context import AppContext
+from server.database import STORAGE_ERRORS, DatabaseError, DatabaseUnavailable
 from server.messages import ControlMessage, ServerMessage
 from server.owners import OwnerCookie
 from server.routers import meta, models, playground, runs, ws
@@ -33,7 +34,6 @@ from server.schemas import SnapshotMessage
 from server.security import SiteGuard
 from server.settings import Settings, get_settings
 from server.steer import BrokerUnavailable
-from server.store import STORAGE_ERRORS
 
 log = logging.getLogger("nnplay")
 
@@ -182,11 +182,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.ctx = ctx
         ctx.runs.attach(asyncio.get_running_loop())
         interrupted = 0
-        try:
-            if not ctx.cluster:  # in cluster mode the runs train on workers and outlive this process
+        if ctx.store.dialect == "sqlite":  # a shared database's active runs may be other processes' (cluster mode)
+            try:
                 interrupted = ctx.store.mark_interrupted()
-        except STORAGE_ERRORS as exc:  # a read-only or full data directory: start anyway and serve what is there
-            log.warning("cannot update the run database: %s", exc)
+            except STORAGE_ERRORS as exc:  # a read-only or full data directory: start anyway, serve what is there
+                log.warning("cannot update the run database: %s", exc)
         if interrupted:
             log.warning("%d run(s) were cut off by the last shutdown and are marked interrupted", interrupted)
         loop = asyncio.get_running_loop()
@@ -222,6 +222,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(BrokerUnavailable)
     async def broker_error(request: Request, exc: BrokerUnavailable) -> JSONResponse:
         return JSONResponse(status_code=503, content={"detail": str(exc)}, headers={"Retry-After": "5"})
+
+    @app.exception_handler(DatabaseUnavailable)
+    async def database_unavailable(request: Request, exc: DatabaseUnavailable) -> JSONResponse:
+        # The PostgreSQL server is down or restarting: nothing is lost, and the next request reconnects.
+        return JSONResponse(
+            status_code=503, content={"detail": f"{exc}; try again shortly"}, headers={"Retry-After": "5"}
+        )
+
+    @app.exception_handler(DatabaseError)
+    async def database_error(request: Request, exc: DatabaseError) -> JSONResponse:
+        return JSONResponse(status_code=507, content={"detail": f"the server could not write its database: {exc}"})
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

@@ -17,6 +17,7 @@ from engine.atomic import atomic_copy
 from engine.datasets.mnist import FILES, mnist_dir
 from engine.model import Model
 from server.data import DataProvider
+from server.database import FILE_OR_STORAGE_ERRORS
 from server.fanout import LocalFanout
 from server.presets import get_preset
 from server.registry import ModelRegistry
@@ -48,9 +49,11 @@ class AppContext:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         if settings.seed_data_dir is not None:
             seed_from(settings.seed_data_dir, settings)
-        store = Store(settings.db_path)
+        store = Store.open(settings)
         data = DataProvider(settings.data_dir)
         models = ModelRegistry(settings, store)
+        if settings.seed_data_dir is not None and store.dialect != "sqlite":
+            seed_default_model(settings.seed_data_dir / "models" / "default.npz", models)
         fanout = LocalFanout(settings.ws_queue_size, settings.ws_queue_bytes)
         if settings.broker_url is not None:  # cluster mode: workers train, this process only serves
             from server.cluster.dispatch import ClusterRunManager
@@ -76,7 +79,7 @@ class AppContext:
         try:
             self.models.install_default(run.id)
             self.default_model_error = None
-        except OSError as exc:
+        except FILE_OR_STORAGE_ERRORS as exc:
             self.default_model_error = f"could not install the default model: {exc}"
 
     def default_model_state(self) -> str:
@@ -130,6 +133,15 @@ def seed_from(seed: Path, settings: Settings) -> None:
     for src, dst in pairs:
         if src.is_file() and not dst.exists():
             atomic_copy(src, dst)
+
+
+def seed_default_model(source: Path, models: ModelRegistry) -> None:
+    """With a shared database, the seed's default model goes into it (once; never over one already there)."""
+    try:
+        if source.is_file() and not models.default_ready():
+            models.files.write("default", source.read_bytes())
+    except FILE_OR_STORAGE_ERRORS as exc:  # the server starts anyway: the default model is trained
+        log.warning("could not seed the default model: %s", exc)
 
 
 def get_ctx(request: Request) -> AppContext:

@@ -1,19 +1,20 @@
 """Models usable for prediction: the default model, every run that saved one, and uploaded files. The one
-owner of model file paths: ids are checked against a strict pattern before they become file names, so no
-request can reach a path outside the models directory."""
+owner of model ids: each is checked against a strict pattern before it names a file (or a row), so no request
+can reach a path outside the models directory. Where the bytes live is server/model_files.py's choice."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
 from collections import OrderedDict
-from pathlib import Path
 from typing import BinaryIO
 
-from engine.atomic import atomic_copy, atomic_write_bytes
 from engine.model import Model, ModelFormatError
+from server.database import FILE_OR_STORAGE_ERRORS
 from server.limits import check_spec_limits
+from server.model_files import ModelFiles, model_files_for
 from server.owners import Caller
 from server.schemas import ModelInfo
 from server.settings import Settings
@@ -29,38 +30,41 @@ class UnknownModel(LookupError):
 
 
 class ModelRegistry:
-    def __init__(self, settings: Settings, store: Store, cache_size: int = 8) -> None:
+    def __init__(self, settings: Settings, store: Store, cache_size: int = 8, files: ModelFiles | None = None) -> None:
         self.settings = settings
         self.store = store
+        self.files = files or model_files_for(store.db, settings.models_dir)
         self.cache_size = cache_size
         self._cache: OrderedDict[str, tuple[float, Model]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def path_of(self, model_id: str) -> Path:
+    @staticmethod
+    def checked(model_id: str) -> str:
         if not ID_PATTERN.match(model_id):
             raise UnknownModel("no model with this id")
-        return self.settings.models_dir / f"{model_id}.npz"
+        return model_id
 
     def default_ready(self) -> bool:
-        return self.path_of("default").is_file()
+        return self.files.stamp("default") is not None
 
     def get(self, model_id: str | None) -> tuple[str, Model]:
-        model_id = model_id or "default"
-        path = self.path_of(model_id)
-        try:
-            mtime = path.stat().st_mtime
-        except OSError:  # missing, or the models directory itself is unusable
+        model_id = self.checked(model_id or "default")
+        stamp = self.files.stamp(model_id)
+        if stamp is None:
             if model_id == "default":
-                raise UnknownModel(self._default_missing()) from None
-            raise UnknownModel("no model with this id") from None
+                raise UnknownModel(self._default_missing())
+            raise UnknownModel("no model with this id")
         with self._lock:
             hit = self._cache.get(model_id)
-            if hit is not None and hit[0] == mtime:
+            if hit is not None and hit[0] == stamp:
                 self._cache.move_to_end(model_id)
                 return model_id, hit[1]
-        model = Model.load(path)
+        try:
+            model = self.files.load(model_id)
+        except FileNotFoundError:  # deleted since its stamp was read
+            raise UnknownModel("no model with this id") from None
         with self._lock:
-            self._cache[model_id] = (mtime, model)
+            self._cache[model_id] = (stamp, model)
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
         return model_id, model
@@ -80,16 +84,14 @@ class ModelRegistry:
 
     def save_run_model(self, run_id: str, model: Model) -> int:
         """Save (atomically: a crash never leaves half a model under the real name); the file's size."""
-        path = self.path_of(run_id)
-        model.save(path)
-        return path.stat().st_size
+        return self.files.save(self.checked(run_id), model)
 
     def open_model(self, model_id: str) -> BinaryIO:
-        """The model file, opened: the caller streams from the handle, so a DELETE that unlinks the file
-        meanwhile cannot cut the download short (the open file lives on until closed), and a file replaced
-        atomically is read whole, old or new. UnknownModel when there is none."""
+        """The model file, opened: the caller streams from the handle, so a DELETE meanwhile cannot cut the
+        download short (an unlinked file lives on until closed; database bytes are read whole), and a file
+        replaced atomically is read whole, old or new. UnknownModel when there is none."""
         try:
-            return self.path_of(model_id).open("rb")
+            return self.files.open(self.checked(model_id))
         except FileNotFoundError:
             raise UnknownModel("no model with this id") from None
 
@@ -107,13 +109,13 @@ class ModelRegistry:
         # The row is gone already: a file that cannot be removed (read-only directory) is logged and left,
         # rather than failing the request after the fact.
         try:
-            self.path_of(model_id).unlink(missing_ok=True)
-        except OSError as exc:
+            self.files.delete(self.checked(model_id))
+        except FILE_OR_STORAGE_ERRORS as exc:
             log.warning("could not remove the model file of %s: %s", model_id, exc)
         self.forget(model_id)
 
     def install_default(self, run_id: str) -> None:
-        atomic_copy(self.path_of(run_id), self.path_of("default"))
+        self.files.copy(self.checked(run_id), "default")
         self.forget("default")
 
     def upload(self, model_id: str, name: str, payload: bytes, owner: str | None = None) -> Model:
@@ -124,12 +126,13 @@ class ModelRegistry:
         accuracy = model.meta.get("test_accuracy")
         if not (isinstance(accuracy, float | int) and not isinstance(accuracy, bool) and 0 <= accuracy <= 1):
             accuracy = None  # free-form metadata from the file: only a plausible accuracy is listed
-        path = self.path_of(model_id)
-        atomic_write_bytes(path, payload)
+        self.checked(model_id)
+        self.files.write(model_id, payload)
         try:
             self.store.add_model(model_id, name, model.spec.to_dict(), accuracy, owner=owner, size=len(payload))
         except Exception:
-            path.unlink(missing_ok=True)  # no file without its row
+            with contextlib.suppress(Exception):
+                self.files.delete(model_id)  # no file without its row
             raise
         return model
 

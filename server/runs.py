@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from engine.model import Model
 from server.access import Access
 from server.config import RunConfig
 from server.data import DataProvider
+from server.database import STORAGE_ERRORS
 from server.executor import ThreadExecutor
 from server.fanout import LocalFanout
 from server.journal import Journal
@@ -184,10 +184,12 @@ class RunManager(Steering, Access):
                 run.trainer.stop()
             end = EndMessage(run_id=run.id, state="interrupted", message="the server is shutting down")
             self.fanout.close(run.id, [("end", end.encode())], 1001)  # going away
+        ours = list(self.active)
         for run_id in list(self.executor.threads):
             await self.executor.join(run_id, 5)
-        with contextlib.suppress(sqlite3.Error):  # a read-only or full data dir: nothing more can be recorded
-            self.store.mark_interrupted()
+        with contextlib.suppress(*STORAGE_ERRORS):  # a read-only or full data dir: nothing more can be recorded
+            # embedded: every active row is ours; a shared database also holds other processes' runs
+            self.store.mark_interrupted(None if self.store.dialect == "sqlite" else ours)
 
     # ---- the training job (executor thread) --------------------------------------------------------
 

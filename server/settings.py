@@ -18,6 +18,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NNPLAY_", extra="ignore")
 
     data_dir: Path = Field(default_factory=default_data_dir)  # MNIST cache, SQLite database, models
+    # Cluster mode: runs, journals and model files in PostgreSQL, e.g. postgresql://user@127.0.0.1:5432/nnplay
+    # (empty or unset: the SQLite file and model files in data_dir). A secret: it may hold a password.
+    database_url: SecretStr | None = None
     seed_data_dir: Path | None = None  # read-only data to start from when data_dir is empty (the Docker image's)
     host: Annotated[str, Field(min_length=1)] = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8000  # 0: any free port (the one bound is printed)
@@ -82,10 +85,10 @@ class Settings(BaseSettings):
     max_pause_seconds: Annotated[float, Field(gt=0.0, le=7 * 86400.0)] = 600.0  # a paused run then stops (slot freed)
     max_watchers_per_run: Annotated[int, Field(ge=1)] = 50  # WebSocket clients of one run; past it 503 / close 1013
 
-    @field_validator("token", "broker_url", mode="before")
+    @field_validator("token", "broker_url", "database_url", mode="before")
     @classmethod
     def _empty_token_is_none(cls, value: object) -> object:
-        return None if value == "" else value  # NNPLAY_TOKEN= (empty) means no token set, not an empty token
+        return None if value == "" else value  # NNPLAY_TOKEN= (empty) means none set, not an empty one
 
     @field_validator("token")
     @classmethod
@@ -93,6 +96,13 @@ class Settings(BaseSettings):
         # it travels in a URL, a header and a cookie: only characters safe in all three, and not guessable
         if value is not None and not re.fullmatch(r"[A-Za-z0-9._~-]{16,512}", value.get_secret_value()):
             raise ValueError("the token must be 16 to 512 characters from A-Z a-z 0-9 . _ ~ -")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgresql_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("postgresql://", "postgres://")):
+            raise ValueError("the database URL must start with postgresql:// (e.g. postgresql://user@host:5432/db)")
         return value
 
     @property

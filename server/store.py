@@ -1,73 +1,23 @@
-"""Runs, their per-epoch history and uploaded models, in one SQLite file in the data directory.
+"""Runs, their per-epoch history and uploaded models: the one place that knows the run tables.
 
-Every write is its own committed transaction (WAL journal), so a process killed at any moment leaves every
-finished epoch and run readable. One connection shared behind a lock: writes are tiny and rare (one per epoch),
-and it keeps training threads and request handlers from tripping over SQLite's locking.
+The rows live in whichever database server/database.py opened: the SQLite file in the data directory (the
+default) or PostgreSQL (cluster mode). The SQL here is written once for both.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sqlite3
-import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from server.database import Database, open_database
+
+if TYPE_CHECKING:
+    from server.settings import Settings
 
 ACTIVE_STATES = ("queued", "running", "paused")
-STORAGE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error,)  # what a failed read or write of the store raises
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    kind TEXT NOT NULL,               -- 'user' or 'default' (the run that trains the default model)
-    config TEXT NOT NULL,             -- RunConfig as JSON
-    state TEXT NOT NULL,
-    message TEXT NOT NULL DEFAULT '',
-    created_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL,
-    epochs_done INTEGER NOT NULL DEFAULT 0,
-    test_accuracy REAL,
-    test_loss REAL,
-    train_seconds REAL NOT NULL DEFAULT 0,
-    parameters INTEGER NOT NULL,
-    has_model INTEGER NOT NULL DEFAULT 0,
-    extras TEXT                       -- latest epoch's bulky views: first-layer filters, misclassified digits
-);
-CREATE TABLE IF NOT EXISTS epochs (
-    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-    epoch INTEGER NOT NULL,
-    data TEXT NOT NULL,               -- the epoch message as JSON, histograms included
-    PRIMARY KEY (run_id, epoch)
-);
-CREATE TABLE IF NOT EXISTS models (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    spec TEXT NOT NULL,
-    test_accuracy REAL
-);
-"""
-
-# Columns added after the first release: added to an existing database at start (old rows: no owner, shared).
-MIGRATIONS = (
-    ("runs", "owner", "TEXT"),  # the anonymous owner (server/owners.py); NULL: anyone may control it
-    ("runs", "shared", "INTEGER NOT NULL DEFAULT 1"),  # others may watch it; 0: it is 404 to them
-    ("runs", "stored_bytes", "INTEGER NOT NULL DEFAULT 0"),  # stored epoch JSON + model file, for the quota
-    ("runs", "worker", "TEXT"),  # cluster mode: "host:pid" of the worker that holds it
-    ("runs", "heartbeat_at", "REAL"),  # cluster mode: when that worker last said it is alive
-    ("runs", "attempts", "INTEGER NOT NULL DEFAULT 0"),  # cluster mode: workers that have claimed it
-    ("models", "owner", "TEXT"),
-    ("models", "bytes", "INTEGER NOT NULL DEFAULT 0"),
-)
-INDEXES = """
-CREATE INDEX IF NOT EXISTS runs_by_time ON runs(created_at, id);
-CREATE INDEX IF NOT EXISTS runs_by_owner ON runs(owner, state);
-CREATE INDEX IF NOT EXISTS models_by_owner ON models(owner);
-"""
 
 RUN_COLUMNS = (
     "id, name, kind, config, state, message, created_at, started_at, finished_at, epochs_done, "
@@ -76,57 +26,46 @@ RUN_COLUMNS = (
 
 
 class Store:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        with contextlib.suppress(OSError):
-            path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self.read_only = False
-        try:
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(SCHEMA)
-            self._migrate()
-        except sqlite3.OperationalError:
-            if not path.is_file():
-                raise
-            # A read-only data directory (or medium): serve what is there; every write answers 507.
-            uri = f"{path.resolve().as_uri()}?mode=ro&immutable=1"
-            self._db = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
-            self.read_only = True
-        self._db.row_factory = sqlite3.Row
+    def __init__(self, db: Database | Path) -> None:
+        """A Database, or the path of a SQLite file (opened, and its schema brought up to date)."""
+        if isinstance(db, Path):
+            from server.db_sqlite import SqliteDatabase
 
-    def _migrate(self) -> None:
-        for table, column, declaration in MIGRATIONS:
-            present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
-            if column not in present:
-                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
-        self._db.executescript(INDEXES)
+            db = SqliteDatabase(db)
+        self.db = db
+
+    @classmethod
+    def open(cls, settings: Settings) -> Store:
+        """The store the settings name: PostgreSQL with a database_url, else the data directory's SQLite file."""
+        return cls(open_database(settings))
+
+    @property
+    def dialect(self) -> str:
+        return self.db.dialect
+
+    @property
+    def read_only(self) -> bool:
+        return self.db.read_only
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    def _exec(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
-        with self._lock:
-            return self._db.execute(sql, args)
-
-    def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-        with self._lock:
-            return [dict(r) for r in self._db.execute(sql, args).fetchall()]
+        self.db.close()
 
     # ---- runs ------------------------------------------------------------------------------------
 
-    def mark_interrupted(self) -> int:
-        """At start-up: runs that were active when the previous process died."""
-        cur = self._exec(
+    def mark_interrupted(self, run_ids: Sequence[str] | None = None) -> int:
+        """Active runs that the process stopped with: at start-up, every one (embedded mode: the previous
+        process died with them); at shutdown, `run_ids` only when the database is shared."""
+        sql = (
             "UPDATE runs SET state='interrupted', message='the server stopped while this run was active', "
-            f"finished_at=? WHERE state IN {ACTIVE_STATES}",
-            (time.time(),),
+            "finished_at=? WHERE state IN (?,?,?)"
         )
-        return cur.rowcount
+        args: list[Any] = [time.time(), *ACTIVE_STATES]
+        if run_ids is not None:
+            if not run_ids:
+                return 0
+            sql += f" AND id IN ({','.join('?' * len(run_ids))})"
+            args += run_ids
+        return self.db.execute(sql, args)
 
     def create_run(
         self,
@@ -138,7 +77,7 @@ class Store:
         owner: str | None = None,
         shared: bool = True,
     ) -> None:
-        self._exec(
+        self.db.execute(
             "INSERT INTO runs (id, name, kind, config, state, created_at, parameters, owner, shared) "
             "VALUES (?,?,?,?,?,?,?,?,?)",
             (run_id, name, kind, json.dumps(config), "queued", time.time(), parameters, owner, int(shared)),
@@ -148,30 +87,25 @@ class Store:
         if not fields:
             return
         assignments = ", ".join(f"{k}=?" for k in fields)  # keys come from our code, never from requests
-        self._exec(f"UPDATE runs SET {assignments} WHERE id=?", (*fields.values(), run_id))
+        self.db.execute(f"UPDATE runs SET {assignments} WHERE id=?", (*fields.values(), run_id))
 
     def add_epoch(self, run_id: str, epoch: int, data: str, extras: str | None, **fields: Any) -> None:
         """One transaction: the epoch row and the run's summary move together."""
         assignments = ", ".join(f"{k}=?" for k in fields)
-        with self._lock:
-            self._db.execute("BEGIN")
-            try:
-                self._db.execute(
-                    "INSERT OR REPLACE INTO epochs (run_id, epoch, data) VALUES (?,?,?)",
-                    (run_id, epoch, data),
-                )
-                self._db.execute(
-                    "UPDATE runs SET extras=?, epochs_done=?, stored_bytes=stored_bytes+?"
-                    f"{', ' if fields else ''}{assignments} WHERE id=?",
-                    (extras, epoch, len(data), *fields.values(), run_id),
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self.db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO epochs (run_id, epoch, data) VALUES (?,?,?) "
+                "ON CONFLICT (run_id, epoch) DO UPDATE SET data=excluded.data",
+                (run_id, epoch, data),
+            )
+            tx.execute(
+                "UPDATE runs SET extras=?, epochs_done=?, stored_bytes=stored_bytes+?"
+                f"{', ' if fields else ''}{assignments} WHERE id=?",
+                (extras, epoch, len(data), *fields.values(), run_id),
+            )
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
-        rows = self._rows(f"SELECT {RUN_COLUMNS} FROM runs WHERE id=?", (run_id,))
+        rows = self.db.rows(f"SELECT {RUN_COLUMNS} FROM runs WHERE id=?", (run_id,))
         return _decode_run(rows[0]) if rows else None
 
     def list_runs(
@@ -198,42 +132,45 @@ class Store:
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
-        return [_decode_run(r) for r in self._rows(sql, tuple(args))]
+        return [_decode_run(r) for r in self.db.rows(sql, args)]
 
     def runs_with_models(self) -> list[dict[str, Any]]:
         """Runs that saved a model (for the model list): a narrow query, no configs decoded."""
-        return self._rows(
+        return self.db.rows(
             "SELECT id, name, kind, test_accuracy, owner, shared FROM runs WHERE has_model=1 ORDER BY created_at DESC"
         )
 
     def add_stored_bytes(self, run_id: str, size: int) -> None:
-        self._exec("UPDATE runs SET stored_bytes=stored_bytes+? WHERE id=?", (size, run_id))
+        self.db.execute("UPDATE runs SET stored_bytes=stored_bytes+? WHERE id=?", (size, run_id))
 
     def owner_usage(self, owner: str) -> dict[str, int]:
         """What one owner keeps: runs stored, runs queued, uploaded models, bytes (histories + model files)."""
-        with self._lock:
-            runs, queued, run_bytes = self._db.execute(
-                "SELECT COUNT(*), COALESCE(SUM(state='queued'), 0), COALESCE(SUM(stored_bytes), 0) "
-                "FROM runs WHERE owner=?",
+        with self.db.transaction() as tx:  # one snapshot of both tables
+            (runs,) = tx.rows(
+                "SELECT COUNT(*) AS count, COALESCE(SUM(CASE WHEN state='queued' THEN 1 ELSE 0 END), 0) AS queued, "
+                "COALESCE(SUM(stored_bytes), 0) AS bytes FROM runs WHERE owner=?",
                 (owner,),
-            ).fetchone()
-            models, model_bytes = self._db.execute(
-                "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM models WHERE owner=?", (owner,)
-            ).fetchone()
-        return {"runs": runs, "queued": queued, "models": models, "bytes": run_bytes + model_bytes}
+            )
+            (models,) = tx.rows(
+                "SELECT COUNT(*) AS count, COALESCE(SUM(bytes), 0) AS bytes FROM models WHERE owner=?", (owner,)
+            )
+        return {
+            "runs": int(runs["count"]),
+            "queued": int(runs["queued"]),
+            "models": int(models["count"]),
+            "bytes": int(runs["bytes"]) + int(models["bytes"]),
+        }
 
     def history(self, run_id: str) -> list[str]:
         """Epoch messages as stored JSON text, in order (sent to clients without re-encoding)."""
-        with self._lock:
-            return [r[0] for r in self._db.execute("SELECT data FROM epochs WHERE run_id=? ORDER BY epoch", (run_id,))]
+        return [r["data"] for r in self.db.rows("SELECT data FROM epochs WHERE run_id=? ORDER BY epoch", (run_id,))]
 
     def extras(self, run_id: str) -> str | None:
-        with self._lock:
-            row = self._db.execute("SELECT extras FROM runs WHERE id=?", (run_id,)).fetchone()
-        return row[0] if row else None
+        extras: str | None = self.db.scalar("SELECT extras FROM runs WHERE id=?", (run_id,))
+        return extras
 
     def delete_run(self, run_id: str) -> bool:
-        return self._exec("DELETE FROM runs WHERE id=?", (run_id,)).rowcount > 0
+        return self.db.execute("DELETE FROM runs WHERE id=?", (run_id,)) > 0
 
     # ---- uploaded models ---------------------------------------------------------------------------
 
@@ -246,20 +183,20 @@ class Store:
         owner: str | None = None,
         size: int = 0,
     ) -> None:
-        self._exec(
+        self.db.execute(
             "INSERT INTO models (id, name, created_at, spec, test_accuracy, owner, bytes) VALUES (?,?,?,?,?,?,?)",
             (model_id, name, time.time(), json.dumps(spec), test_accuracy, owner, size),
         )
 
     def get_model(self, model_id: str) -> dict[str, Any] | None:
-        rows = self._rows("SELECT id, name, owner FROM models WHERE id=?", (model_id,))
+        rows = self.db.rows("SELECT id, name, owner FROM models WHERE id=?", (model_id,))
         return rows[0] if rows else None
 
     def delete_model(self, model_id: str) -> bool:
-        return self._exec("DELETE FROM models WHERE id=?", (model_id,)).rowcount > 0
+        return self.db.execute("DELETE FROM models WHERE id=?", (model_id,)) > 0
 
     def list_models(self) -> list[dict[str, Any]]:
-        rows = self._rows(
+        rows = self.db.rows(
             "SELECT id, name, created_at, spec, test_accuracy, owner FROM models ORDER BY created_at DESC"
         )
         for r in rows:

@@ -16,6 +16,7 @@ from engine.datasets import DatasetError
 from engine.model import Model
 from engine.trainer import Trainer
 from server.data import DataProvider
+from server.database import FILE_OR_STORAGE_ERRORS, STORAGE_ERRORS
 from server.fanout import EventSink
 from server.frames import FrameMaker
 from server.journal import Journal
@@ -23,7 +24,7 @@ from server.recorder import RunRecorder
 from server.registry import ModelRegistry
 from server.settings import Settings
 from server.steer import ActiveRun
-from server.store import STORAGE_ERRORS, Store
+from server.store import Store
 
 TOY_EPOCH_EVERY = 0.25  # seconds between stored epoch rows of a 2-D run (the last epoch is always stored)
 
@@ -103,8 +104,8 @@ def train_and_save(run: ActiveRun, env: TrainingEnv) -> tuple[str, str, Model | 
             saved = model
             with contextlib.suppress(*STORAGE_ERRORS):
                 env.store.add_stored_bytes(run.id, size)
-        except OSError as exc:
-            message += f" (the model could not be saved: {exc.strerror or exc})"
+        except FILE_OR_STORAGE_ERRORS as exc:
+            message += f" (the model could not be saved: {getattr(exc, 'strerror', None) or exc})"
     return state, message, saved
 
 

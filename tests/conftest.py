@@ -1,10 +1,11 @@
-"""Shared fixtures: real MNIST (fetched by the project's own chain before the tests run) and a real server
-started with uvicorn on a loopback port."""
+"""Shared fixtures: real MNIST (fetched by the project's own chain before the tests run), a real server
+started with uvicorn on a loopback port, and real PostgreSQL and Redis servers (tests/servers.py)."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from engine.datasets.mnist import default_data_dir, is_available
 from server.launch import LiveServer, free_port, make_data_dir, start_server, stop_server
+from tests.servers import MissingServer, PostgresServer, RedisServer, start_postgres, start_redis
 
 __all__ = ["LiveServer", "free_port", "make_data_dir", "start_server", "stop_server"]  # tests import them here
 
@@ -45,3 +47,33 @@ def artifacts_dir() -> Path:
 
 def copy_artifact(src: Path, artifacts: Path) -> None:
     shutil.copy(src, artifacts / src.name)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL for the session (a fresh directory under /tmp: reachable by the postgres user)."""
+    tmp = Path(tempfile.mkdtemp(prefix="nnplay-pg-"))
+    try:
+        server = start_postgres(tmp)
+    except MissingServer as exc:
+        pytest.fail(str(exc))
+    yield server
+    server.stop()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    try:
+        server = start_redis(tmp_path_factory.mktemp("redis"))
+    except MissingServer as exc:
+        pytest.fail(str(exc))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_database_url(postgres_server: PostgresServer) -> str:
+    """A fresh, empty database on the session's PostgreSQL (the code under test migrates it)."""
+    postgres_server.start()  # a test that stopped it may have failed before starting it again
+    return postgres_server.create_database()

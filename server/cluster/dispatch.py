@@ -25,6 +25,7 @@ from server.cluster.bus import EVENTS, Commands, EventRelay, redact
 from server.cluster.celery_app import TRAIN_TASK, broker_of, make_celery
 from server.config import RunConfig
 from server.data import DataProvider
+from server.database import STORAGE_ERRORS
 from server.fanout import LocalFanout
 from server.journal import Journal
 from server.limits import check_limits
@@ -33,7 +34,7 @@ from server.owners import Caller
 from server.registry import ModelRegistry
 from server.settings import Settings
 from server.steer import ActiveRun, BrokerUnavailable, Conflict, NotFound, QueueFull, QuotaExceeded, Steering, new_id
-from server.store import ACTIVE_STATES, STORAGE_ERRORS, Store
+from server.store import ACTIVE_STATES, Store
 
 log = logging.getLogger("nnplay.cluster")
 
@@ -76,7 +77,7 @@ class ClusterRunManager(Steering, Access):
         return ActiveRun(row["id"], config, row["kind"], row["state"], owner=row["owner"], shared=row["shared"])
 
     def default_run_id(self) -> str | None:
-        rows = self.store._rows(
+        rows = self.store.db.rows(
             "SELECT id FROM runs WHERE kind='default' AND state IN ('queued', 'running', 'paused') "
             "ORDER BY created_at DESC LIMIT 1"
         )

@@ -16,7 +16,7 @@ from server.store import Store
 
 def _execute(store: Store, sql: str, args: tuple[Any, ...]) -> int:
     """Rows changed."""
-    return int(store._exec(sql, args).rowcount)
+    return store.db.execute(sql, args)
 
 
 def claim(store: Store, run_id: str, worker: str) -> dict[str, Any] | None:
@@ -58,7 +58,7 @@ def release(store: Store, run_id: str, worker: str, message: str) -> bool:
 
 def lost(store: Store, silent_for: float) -> list[dict[str, Any]]:
     """Active runs whose worker has been silent for ``silent_for`` seconds."""
-    return store._rows(
+    return store.db.rows(
         "SELECT id, worker, attempts, epochs_done FROM runs WHERE state IN ('running', 'paused') AND heartbeat_at < ?",
         (time.time() - silent_for,),
     )
@@ -103,7 +103,7 @@ def stop_queued(store: Store, run_id: str, message: str) -> bool:
 
 def queue_position(store: Store, run_id: str, created_at: float) -> int:
     """1 for the next run a free worker takes."""
-    rows = store._rows(
+    rows = store.db.rows(
         "SELECT COUNT(*) AS n FROM runs WHERE state='queued' AND (created_at < ? OR (created_at = ? AND id < ?))",
         (created_at, created_at, run_id),
     )
@@ -112,7 +112,7 @@ def queue_position(store: Store, run_id: str, created_at: float) -> int:
 
 def counts(store: Store) -> tuple[int, int]:
     """(training, queued) across the cluster."""
-    rows = store._rows(
+    rows = store.db.rows(
         "SELECT COALESCE(SUM(CASE WHEN state='queued' THEN 0 ELSE 1 END), 0) AS training, "
         "COALESCE(SUM(CASE WHEN state='queued' THEN 1 ELSE 0 END), 0) AS queued "
         "FROM runs WHERE state IN ('queued', 'running', 'paused')",
@@ -123,14 +123,14 @@ def counts(store: Store) -> tuple[int, int]:
 def prepare_resume(store: Store, run_id: str, epoch: int, step: int) -> list[dict[str, Any]]:
     """Before a requeued run goes on after ``epoch`` (batch ``step``): forget what its lost worker did after
     that point (the epoch rows, batch points and changes), and hand back those changes to replay."""
-    later = [
-        json.loads(r["data"]) for r in store._rows("SELECT data FROM changes WHERE run_id=? ORDER BY seq", (run_id,))
-    ]
-    replay = [c for c in later if int(c["step"]) >= step]
-    _execute(store, "DELETE FROM epochs WHERE run_id=? AND epoch>?", (run_id, epoch))
-    _execute(store, "DELETE FROM progress WHERE run_id=? AND step>?", (run_id, step))
-    if replay:
-        keep = len(later) - len(replay)
-        _execute(store, "DELETE FROM changes WHERE run_id=? AND seq>?", (run_id, keep))
-    _execute(store, "UPDATE runs SET epochs_done=? WHERE id=?", (epoch, run_id))
+    with store.db.transaction() as tx:
+        rows = tx.rows("SELECT seq, data FROM changes WHERE run_id=? ORDER BY seq", (run_id,))
+        later = [(r["seq"], json.loads(r["data"])) for r in rows]
+        replay = [change for seq, change in later if int(change["step"]) >= step]
+        first = min((seq for seq, change in later if int(change["step"]) >= step), default=None)
+        tx.execute("DELETE FROM epochs WHERE run_id=? AND epoch>?", (run_id, epoch))
+        tx.execute("DELETE FROM progress WHERE run_id=? AND step>?", (run_id, step))
+        if first is not None:
+            tx.execute("DELETE FROM changes WHERE run_id=? AND seq>=?", (run_id, first))
+        tx.execute("UPDATE runs SET epochs_done=? WHERE id=?", (epoch, run_id))
     return replay

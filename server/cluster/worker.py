@@ -29,12 +29,13 @@ from server.cluster.bus import CommandListener, EventPublisher
 from server.cluster.celery_app import TRAIN_TASK, broker_of, make_celery
 from server.config import ChangeIn, RunConfig
 from server.data import DataProvider
+from server.database import STORAGE_ERRORS
 from server.journal import Journal
 from server.messages import EndMessage, StateMessage
 from server.registry import ModelRegistry
 from server.settings import Settings
 from server.steer import ActiveRun
-from server.store import STORAGE_ERRORS, Store
+from server.store import Store
 from server.training import train_and_save
 
 log = logging.getLogger("nnplay.worker")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from typing import Annotated
 
@@ -13,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from engine.model import Model, ModelFormatError
 from server.admission import PredictionSlots
 from server.context import AppContext, Ctx
+from server.database import FILE_OR_STORAGE_ERRORS, DatabaseUnavailable
 from server.explaining import explain
 from server.imaging import ImageError, prepare
 from server.limits import LimitError, check_spec_limits
@@ -94,7 +94,9 @@ async def upload_model(
         model = await run_in_threadpool(ctx.models.upload, model_id, name, payload, owner)
     except (ModelFormatError, LimitError) as exc:
         raise HTTPException(422, f"rejected model: {exc}") from None
-    except (OSError, sqlite3.Error) as exc:
+    except DatabaseUnavailable:
+        raise  # 503 with Retry-After (server/app.py): nothing is wrong with the model
+    except FILE_OR_STORAGE_ERRORS as exc:
         raise HTTPException(507, f"could not store the model: {getattr(exc, 'strerror', None) or exc}") from None
     return UploadedModel(id=model_id, name=name, spec=model.spec.to_dict())
 

@@ -261,7 +261,8 @@ def download_model(run_id: RunId, ctx: Ctx, request: Request) -> StreamingRespon
         handle = ctx.models.open_model(run_id)  # opened first: a DELETE from now on cannot cut it short
     except (UnknownModel, OSError):
         raise HTTPException(404, f"run {run_id!r} has no saved model") from None
-    size = os.fstat(handle.fileno()).st_size
+    size = handle.seek(0, os.SEEK_END)  # a file or, with a shared database, bytes in memory
+    handle.seek(0)
     headers = {
         "content-length": str(size),
         "content-disposition": f'attachment; filename="nnplay-{run_id}.npz"',
