@@ -4,16 +4,27 @@ started with uvicorn on a loopback port, and real PostgreSQL and Redis servers (
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from engine.datasets.mnist import default_data_dir, is_available
 from server.launch import LiveServer, free_port, make_data_dir, start_server, stop_server
-from tests.servers import MissingServer, PostgresServer, RedisServer, start_postgres, start_redis
+from server.settings import Settings
+from tests.servers import (
+    MissingServer,
+    PostgresServer,
+    RedisServer,
+    WorkerProcess,
+    start_postgres,
+    start_redis,
+    start_worker,
+)
 
 __all__ = ["LiveServer", "free_port", "make_data_dir", "start_server", "stop_server"]  # tests import them here
 
@@ -77,3 +88,51 @@ def pg_database_url(postgres_server: PostgresServer) -> str:
     """A fresh, empty database on the session's PostgreSQL (the code under test migrates it)."""
     postgres_server.start()  # a test that stopped it may have failed before starting it again
     return postgres_server.create_database()
+
+
+@dataclass
+class Cluster:
+    """Cluster mode on this machine, every part real: redis-server, PostgreSQL, `nnplay worker` processes
+    (each with its own data directory), and the web tier's settings (the test builds the app from them)."""
+
+    settings: Settings
+    env: dict[str, str]
+    tmp: Path
+    mnist_source: Path
+    workers: list[WorkerProcess] = field(default_factory=list)
+
+    def add_worker(self) -> WorkerProcess:
+        name = f"worker{len(self.workers)}"
+        data_dir = make_data_dir(self.tmp / name, self.mnist_source)
+        worker = start_worker(self.env, data_dir, self.tmp / f"{name}.log")
+        self.workers.append(worker)
+        return worker
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, mnist_source: Path, pg_database_url: str, redis_server: RedisServer) -> Iterator[Cluster]:
+    """A fresh database and a queue of its own (so no other test's tasks reach these workers), one worker."""
+    redis_server.start()  # a test that stopped it may have failed before starting it again
+    queue = f"nnplay-test-{secrets.token_hex(4)}"
+    env = {"NNPLAY_BROKER_URL": redis_server.url, "NNPLAY_DATABASE_URL": pg_database_url, "NNPLAY_QUEUE_NAME": queue}
+    settings = Settings(
+        data_dir=make_data_dir(tmp_path / "web", mnist_source),
+        broker_url=redis_server.url,
+        database_url=pg_database_url,
+        queue_name=queue,
+        train_default_model=False,
+    )
+    cluster = Cluster(settings, env, tmp_path, mnist_source)
+    cluster.add_worker()
+    yield cluster
+    for worker in cluster.workers:
+        worker.kill()
+
+
+@pytest.fixture(params=["embedded", "cluster"])
+def app_settings(request: pytest.FixtureRequest, tmp_path: Path, mnist_source: Path) -> Settings:
+    """The server's settings in each mode: the REST and WebSocket suites run against both."""
+    if request.param == "embedded":
+        return Settings(data_dir=make_data_dir(tmp_path, mnist_source), train_default_model=False)
+    cluster: Cluster = request.getfixturevalue("cluster")
+    return cluster.settings

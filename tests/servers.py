@@ -15,6 +15,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -235,3 +236,53 @@ def start_redis(tmp_dir: Path) -> RedisServer:
     server = RedisServer(binary, tmp_dir, tmp_dir / "redis.log", free_port())
     server.start()
     return server
+
+
+@dataclass
+class WorkerProcess:
+    """A real `nnplay worker` (a Celery worker) in its own process."""
+
+    log_file: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def kill(self) -> None:
+        """kill -9: no goodbye, no cleanup."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+
+    def stop(self, timeout: float = 15) -> None:
+        """SIGTERM, as docker stop sends it."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log(self) -> str:
+        return self.log_file.read_text(errors="replace")
+
+
+def start_worker(env: dict[str, str], data_dir: Path, log_file: Path) -> WorkerProcess:
+    """`nnplay worker` with the given NNPLAY_* settings and its own data directory; returns once Celery says
+    it is ready to take tasks."""
+    full_env = {**os.environ, **env, "NNPLAY_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"}
+    with open(log_file, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "server.cli", "worker"], env=full_env, stdout=log, stderr=subprocess.STDOUT
+        )
+    worker = WorkerProcess(log_file, process)
+    deadline = time.monotonic() + 60
+    while " ready." not in worker.log():
+        if process.poll() is not None:
+            raise RuntimeError(f"the worker exited at start:\n{worker.log()[-3000:]}")
+        if time.monotonic() > deadline:
+            worker.kill()
+            raise RuntimeError(f"the worker was not ready in 60 s:\n{worker.log()[-3000:]}")
+        time.sleep(0.05)
+    return worker

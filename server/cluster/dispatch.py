@@ -142,8 +142,10 @@ class ClusterRunManager(Steering, Access):
         row = self.store.get_run(run_id)
         if row is None:
             raise NotFound(f"no run with id {run_id!r}")
-        if row["state"] not in ACTIVE_STATES:
-            raise Conflict(f"run {run_id} is {row['state']}; only active runs can {what}")
+        if row["state"] not in ACTIVE_STATES:  # the same words as the embedded mode's (server/steer.py)
+            if what.startswith("be "):
+                raise Conflict(f"run {run_id} is {row['state']}; only active runs can {what}")
+            raise Conflict(f"run {run_id} has ended; only a training or paused run can {what}")
         return row
 
     def control(self, run_id: str, action: str, caller: Caller | None = None) -> str:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
@@ -25,8 +26,8 @@ SMALL = {"layers": [{"units": 16}], "epochs": 2, "batch_size": 100, "train_subse
 
 
 @pytest.fixture
-def settings(tmp_path: Path, mnist_source: Path) -> Settings:
-    return Settings(data_dir=make_data_dir(tmp_path, mnist_source), train_default_model=False)
+def settings(app_settings: Settings) -> Settings:
+    return app_settings  # embedded, then cluster mode (tests/conftest.py)
 
 
 @pytest.fixture
@@ -108,9 +109,13 @@ def test_run_lifecycle_over_rest_and_websocket(client: TestClient, settings: Set
     assert body["model"] == run_id and len(body["probabilities"]) == 10
     assert sum(body["probabilities"]) == pytest.approx(1, abs=1e-4)
     assert np.array(body["input"]).shape == (28, 28)
-    # the database is a real SQLite file
-    with sqlite3.connect(settings.db_path) as db:
-        assert db.execute("SELECT count(*) FROM epochs WHERE run_id=?", (run_id,)).fetchone()[0] == 2
+    # the database is a real SQLite file, or a real PostgreSQL in cluster mode
+    if settings.database_url is None:
+        with sqlite3.connect(settings.db_path) as db:
+            assert db.execute("SELECT count(*) FROM epochs WHERE run_id=?", (run_id,)).fetchone()[0] == 2
+    else:
+        with psycopg.connect(settings.database_url.get_secret_value()) as db:
+            assert db.execute("SELECT count(*) FROM epochs WHERE run_id=%s", (run_id,)).fetchone() == (2,)
     assert client.delete(f"/api/runs/{run_id}").status_code == 204
     assert client.get(f"/api/runs/{run_id}").status_code == 404
     assert client.get(f"/api/runs/{run_id}/model").status_code == 404

@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,15 +14,13 @@ from fastapi.testclient import TestClient
 
 from server.app import create_app
 from server.settings import Settings
-from tests.conftest import make_data_dir
 
 SMALL = {"layers": [{"units": 16}], "batch_size": 50, "train_subset": 2000, "learning_rate": 0.01}
 
 
 @pytest.fixture
-def client(tmp_path: Path, mnist_source: Path) -> Iterator[TestClient]:
-    settings = Settings(data_dir=make_data_dir(tmp_path, mnist_source), train_default_model=False)
-    with TestClient(create_app(settings)) as c:
+def client(app_settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(app_settings)) as c:
         yield c
 
 
