@@ -174,13 +174,15 @@ class RunRecorder:
             self.extras_sent_at = now
             message.filters, message.misclassified = extras.filters, extras.misclassified
             message.conv, message.sample = extras.conv, extras.sample
-        message.ended_at = time.time()
-        self.fanout.publish(self.run_id, "epoch", message.encode())
+        # the checkpoint is stored before the epoch is announced: a worker lost in between is resumed from this
+        # epoch, so no watcher ever sees an epoch that is then trained again
         if self.checkpoint is not None and self.checkpoint_budget > 0:
             payload = self.checkpoint(event.epoch)
             self._journal(
                 "checkpoint", lambda j: j.add_checkpoint(self.run_id, event.epoch, payload, self.checkpoint_budget)
             )
+        message.ended_at = time.time()
+        self.fanout.publish(self.run_id, "epoch", message.encode())
 
 
 def epoch_message(run_id: str, event: EpochEnd) -> EpochMessage:

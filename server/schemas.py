@@ -45,6 +45,7 @@ class RunSummary(BaseModel):
     controllable: bool = True  # whether the caller may pause, resume, stop or delete it (owner or token holder)
     worker: str | None = None  # cluster mode: "host:pid" of the worker training it (null in embedded mode)
     queue_position: int | None = None  # while queued: 1 = the next run to start
+    attempts: int = 0  # cluster mode: workers that have taken it (more than 1: a worker was lost, it went on)
 
 
 class RunDetail(RunSummary):
