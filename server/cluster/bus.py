@@ -191,8 +191,8 @@ class EventRelay:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._task
+            # bounded: a subscription's clean-up must not hold up the replica's shutdown
+            await asyncio.wait({self._task}, timeout=2)
 
     async def _run(self) -> None:
         while True:

@@ -200,3 +200,32 @@ def test_postgresql_away_is_a_503_naming_it_and_then_it_comes_back(
     assert wait_until(lambda: httpx.get(f"{web.url}/api/runs", timeout=30).status_code == 200, 30)
     run_id = httpx.post(f"{web.url}/api/runs", json={**RUN, "epochs": 1}, timeout=10).json()["id"]
     assert wait_until(lambda: run_of(web, run_id)["state"] == "finished", 60)
+
+
+def test_a_worker_stopped_with_sigterm_hands_its_run_back_at_once(cluster: Cluster, web: LiveServer) -> None:
+    """docker stop: the worker stops training, gives the run back to the queue and another worker goes on from
+    the last checkpoint, without waiting for the lost-worker sweep."""
+    second = cluster.add_worker()
+    run_id = httpx.post(f"{web.url}/api/runs", json={**RUN, "epochs": 6}, timeout=10).json()["id"]
+    first = wait_until(lambda: (r := run_of(web, run_id))["epochs_done"] >= 1 and r, 60)
+    holder = next(w for w in cluster.workers if first["worker"].endswith(f":{w.pid}"))
+    stopped_at = time.monotonic()
+    holder.stop()
+    moved = wait_until(lambda: (r := run_of(web, run_id))["worker"] not in (None, first["worker"]) and r, 30)
+    handover = time.monotonic() - stopped_at
+    done = wait_until(lambda: (r := run_of(web, run_id))["state"] not in ACTIVE and r, 120)
+    print(f"handed over after {handover:.1f} s")
+    assert handover < 8  # well under worker_lost_after (10 s) plus a sweep: it was handed back, not found lost
+    assert moved["worker"].endswith(f":{(second if holder is not second else cluster.workers[0]).pid}")
+    assert done["state"] == "finished" and [h["epoch"] for h in done["history"]] == list(range(1, 7))
+
+
+def test_queued_runs_know_their_place(cluster: Cluster, web: LiveServer) -> None:
+    ids = [httpx.post(f"{web.url}/api/runs", json={**RUN, "epochs": 3}, timeout=10).json()["id"] for _ in range(3)]
+    wait_until(lambda: run_of(web, ids[0])["state"] == "running", 60)
+    assert [run_of(web, i)["queue_position"] for i in ids] == [None, 1, 2]
+    assert run_of(web, ids[0])["worker"].endswith(f":{cluster.workers[0].pid}")
+    health = httpx.get(f"{web.url}/api/health", timeout=10).json()
+    assert (health["runs_training"], health["runs_queued"]) == (1, 2)
+    assert httpx.post(f"{web.url}/api/runs/{ids[2]}/stop", timeout=10).json()["state"] == "stopped"
+    assert run_of(web, ids[1])["queue_position"] == 1
