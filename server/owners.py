@@ -90,15 +90,24 @@ class OwnerKeys:
             if len(value) >= 32:
                 return value
         value = secrets.token_bytes(32)
+        # Written whole under another name, then linked into place: the link either makes the file, complete,
+        # or fails because another process (a second web replica on the same volume) made it first.
+        draft = self.path.with_name(f".{SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(value.hex())
+                f.flush()
+                os.fsync(f.fileno())
+            os.link(draft, self.path)
         except FileExistsError:  # another process made it just now: use that one
             return bytes.fromhex(self.path.read_text().strip())
         except OSError as exc:
             log.warning("cannot keep the owner secret in %s (%s): owner cookies last until a restart", self.path, exc)
+        finally:
+            with contextlib.suppress(OSError):
+                draft.unlink()
         return value
 
     def sign(self, owner: str) -> str:

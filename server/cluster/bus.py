@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis
@@ -180,9 +180,12 @@ class EventRelay:
     subscription breaks (Redis restarted), messages may have been missed: the replica's watchers are closed
     (1012, service restart) so their pages reconnect and redraw from a fresh snapshot."""
 
-    def __init__(self, url: str, fanout: LocalFanout) -> None:
-        self.url, self.fanout = url, fanout
+    def __init__(
+        self, url: str, fanout: LocalFanout, on_reconnect: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
+        self.url, self.fanout, self.on_reconnect = url, fanout, on_reconnect
         self.connected = False
+        self.lost = False  # the subscription broke since the last (re)connection
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -201,6 +204,9 @@ class EventRelay:
                 async with client.pubsub() as pubsub:
                     await pubsub.psubscribe(EVENTS + "*")
                     self.connected = True
+                    if self.lost and self.on_reconnect is not None:
+                        self.lost = False
+                        await self.on_reconnect()
                     async for message in pubsub.listen():
                         if message.get("type") == "pmessage":
                             self._deliver(message["channel"], message["data"])
@@ -208,7 +214,7 @@ class EventRelay:
                 if self.connected:
                     log.warning("lost the event bus %s: %s; reconnecting", redact(self.url), exc)
                     self._drop_watchers()
-                self.connected = False
+                self.connected, self.lost = False, True
             finally:
                 with contextlib.suppress(Exception):
                     await client.aclose()

@@ -48,12 +48,13 @@ class ClusterRunManager(Steering, Access):
         self.broker = broker_of(settings)
         self.celery = make_celery(settings)
         self.commands = Commands(self.broker)
-        self.relay = EventRelay(self.broker, fanout)
+        self.relay = EventRelay(self.broker, fanout, on_reconnect=self._after_broker_loss)
         self.active: dict[str, ActiveRun] = {}  # always empty here: the database knows which runs are active
         self.queue: deque[str] = deque()  # likewise: the queue is Redis's
         self.on_end: list[Callable[[ActiveRun, str, Model | None], None]] = []  # ends are seen by workers only
         self.shutting_down = False
         self._sweeper: asyncio.Task[None] | None = None
+        self._store_failed_at = -1e9  # monotonic time of the sweep's last database failure
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         self.fanout.attach(loop)
@@ -230,10 +231,34 @@ class ClusterRunManager(Steering, Access):
     async def _sweep_forever(self) -> None:
         while not self.shutting_down:
             await asyncio.sleep(self.settings.worker_heartbeat)
+            # Workers could not beat while the database was away: their heartbeats are as old as the outage.
+            # Judge them only once they have had worker_lost_after seconds of a working database to beat in.
+            if time.monotonic() - self._store_failed_at < self.settings.worker_lost_after:
+                continue
             try:
                 await asyncio.to_thread(self.sweep)
-            except Exception as exc:  # the database or Redis is away: try again next time
+            except STORAGE_ERRORS as exc:
+                self._store_failed_at = time.monotonic()
                 log.warning("could not look for lost workers: %s", exc)
+            except Exception as exc:  # Redis is away: try again next time
+                log.warning("could not look for lost workers: %s", exc)
+
+    async def _after_broker_loss(self) -> None:
+        """Redis came back, maybe empty (it keeps nothing on disk by default): the tasks of queued runs may
+        be gone with it. Send them again; a worker handed a run twice claims it once (the rest are no-ops)."""
+        try:
+            queued = await asyncio.to_thread(self.resend_queued)
+        except Exception as exc:
+            log.warning("could not resend the queued runs' tasks: %s", exc)
+            return
+        if queued:
+            log.warning("the broker was lost: the tasks of %d queued run(s) sent again", queued)
+
+    def resend_queued(self) -> int:
+        rows = self.store.db.rows("SELECT id FROM runs WHERE state='queued' ORDER BY created_at, id")
+        for row in rows:
+            self.celery.send_task(TRAIN_TASK, args=[row["id"]], queue=self.settings.queue_name)
+        return len(rows)
 
     def sweep(self) -> list[str]:
         """Requeue (or give up on) every run whose worker has been silent too long; the ids requeued."""

@@ -235,7 +235,6 @@ def build(settings: Settings) -> tuple[Celery, Worker]:
 
     _tasks[id(worker)] = train
 
-    @worker_shutting_down.connect
     def _on_shutdown(**_: Any) -> None:  # SIGTERM: stop training now; the run is handed back to the queue
         worker.shutting_down = True
         run = worker.current
@@ -243,6 +242,7 @@ def build(settings: Settings) -> tuple[Celery, Worker]:
             run.interrupted, run.interrupted_because = True, f"worker {worker.identity} shut down"
             run.trainer.stop()
 
+    worker_shutting_down.connect(_on_shutdown, weak=False)  # a weak reference would die with this function
     return app, worker
 
 

@@ -168,13 +168,17 @@ def test_redis_restarted_mid_run_everything_reconnects_and_no_stored_epoch_is_lo
     cluster: Cluster, redis_server: RedisServer, web: LiveServer
 ) -> None:
     run_id = httpx.post(f"{web.url}/api/runs", json={**RUN, "epochs": 8}, timeout=10).json()["id"]
+    waiting = httpx.post(f"{web.url}/api/runs", json={**RUN, "epochs": 1}, timeout=10).json()["id"]
     wait_until(lambda: run_of(web, run_id)["epochs_done"] >= 1, 60)
-    redis_server.stop()
+    assert run_of(web, waiting)["state"] == "queued"  # one worker, busy: its task waits in Redis
+    redis_server.stop()  # nothing persisted: the waiting run's task is gone with it
     time.sleep(2)
     assert httpx.post(f"{web.url}/api/runs", json={**RUN, "epochs": 1}, timeout=30).status_code == 503
     redis_server.start()
     done = wait_until(lambda: (r := run_of(web, run_id))["state"] not in ACTIVE and r, 120)
     assert done["state"] == "finished" and [h["epoch"] for h in done["history"]] == list(range(1, 9))
+    # the web tier sent the waiting run's task again when it saw Redis back
+    assert wait_until(lambda: (r := run_of(web, waiting))["state"] not in ACTIVE and r, 60)["state"] == "finished"
     # the web tier and the worker reconnected by themselves: a new run is taken, trained and watched live
     after = httpx.post(f"{web.url}/api/runs", json={**RUN, "epochs": 2}, timeout=30)
     assert after.status_code == 201, after.text
