@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from engine.datasets.mnist import default_data_dir
@@ -89,6 +89,15 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_token_is_none(cls, value: object) -> object:
         return None if value == "" else value  # NNPLAY_TOKEN= (empty) means none set, not an empty one
+
+    @model_validator(mode="after")
+    def _cluster_settings_agree(self) -> Settings:
+        if self.broker_url is not None and self.database_url is None:
+            # workers on other machines cannot reach this process's SQLite file: runs would wait for ever
+            raise ValueError("NNPLAY_BROKER_URL (cluster mode) needs NNPLAY_DATABASE_URL (postgresql://...) too")
+        if self.worker_lost_after < 2 * self.worker_heartbeat:
+            raise ValueError("worker_lost_after must be at least twice worker_heartbeat, or live workers look lost")
+        return self
 
     @field_validator("token")
     @classmethod

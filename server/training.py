@@ -79,7 +79,7 @@ def train_and_save(run: ActiveRun, env: TrainingEnv) -> tuple[str, str, Model | 
     run.trainer = trainer
     if run.pause_requested:
         trainer.pause()
-    if run.stop_requested:
+    if run.stop_requested or run.interrupted:
         trainer.stop()
     recorder.clock = time.perf_counter()
     end = trainer.run()

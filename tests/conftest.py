@@ -101,10 +101,12 @@ class Cluster:
     mnist_source: Path
     workers: list[WorkerProcess] = field(default_factory=list)
 
-    def add_worker(self) -> WorkerProcess:
-        name = f"worker{len(self.workers)}"
+    def add_worker(self, **settings: str) -> WorkerProcess:
+        """Another worker; keyword arguments are more of its NNPLAY_* settings (max_pause_seconds="1")."""
+        name = f"worker{len(list(self.tmp.glob('worker*.log')))}"  # never reused, even after one was removed
         data_dir = make_data_dir(self.tmp / name, self.mnist_source)
-        worker = start_worker(self.env, data_dir, self.tmp / f"{name}.log")
+        env = {**self.env, **{f"NNPLAY_{key.upper()}": value for key, value in settings.items()}}
+        worker = start_worker(env, data_dir, self.tmp / f"{name}.log")
         self.workers.append(worker)
         return worker
 

@@ -8,11 +8,13 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis
 import redis.asyncio as aioredis
@@ -25,17 +27,20 @@ log = logging.getLogger("nnplay.cluster")
 EVENTS = "nnplay:events:"  # + run id: "kind\ntext" messages, the same text a WebSocket client receives
 COMMANDS = "nnplay:commands:"  # + run id: JSON commands for the worker that trains it
 WANTED = "nnplay:wanted:"  # + run id: hash of what was last asked (paused: 0/1), read by the web's step check
+MAX_COMMANDS = 1000  # per run: a client looping "pause" cannot grow Redis without bound
+PENDING_TASK = re.compile(rb"argsrepr\W+\[\W*(r[0-9a-f]{10})")  # a train task's run id in a queued message
+KEEP_WHEN_AWAY = ("state\n", "end\n")  # what a worker keeps trying to publish while Redis is away
 KEY_TTL = 7 * 86400  # seconds: commands of a run nobody trains any more do not stay for ever
 FRAMES_PER_SECOND = 20.0  # a worker cannot see who watches: live pictures of 2-D runs at most this often
 SOCKET_TIMEOUT = 3.0  # seconds: an unreachable Redis is an error, not a hang
 
 
 def redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    if "@" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://{rest.split('@', 1)[1]}"
-    return url
+    """The URL without its credentials or query, for messages: scheme://host:port/path."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
 def sync_client(url: str) -> redis.Redis:
@@ -53,8 +58,8 @@ class EventPublisher:
 
     def __init__(self, url: str, max_queued: int = 10_000) -> None:
         self.client = sync_client(url)
-        self.url = url
-        self._queue: deque[tuple[str, str]] = deque(maxlen=max_queued)
+        self.url, self.max_queued = url, max_queued
+        self._queue: deque[tuple[str, str]] = deque()
         self._wake = threading.Event()
         self._closed = False
         self._frame_at: dict[str, float] = {}
@@ -62,6 +67,8 @@ class EventPublisher:
         self._thread.start()
 
     def publish(self, run_id: str, kind: str, text: str) -> None:
+        if len(self._queue) >= self.max_queued and kind not in ("state", "end"):
+            return  # Redis has been away for long: live messages are dropped (the database has the epochs)
         self._queue.append((EVENTS + run_id, f"{kind}\n{text}"))
         self._wake.set()
 
@@ -98,9 +105,15 @@ class EventPublisher:
                     if time.monotonic() - warned_at > 10:
                         warned_at = time.monotonic()
                         log.warning(
-                            "cannot publish run events to %s: %s (dropped; epochs are stored)", redact(self.url), exc
+                            "cannot publish run events to %s: %s (live messages dropped; epochs are stored)",
+                            redact(self.url),
+                            exc,
                         )
+                    # a run's state and end are kept and sent once Redis is back: a page must hear the end
+                    kept = [item for item in list(self._queue) if item[1].startswith(KEEP_WHEN_AWAY)]
                     self._queue.clear()
+                    self._queue.extend(kept)
+                    time.sleep(0.5)
                     break
                 self._queue.popleft()
 
@@ -156,6 +169,7 @@ class Commands:
         try:
             pipe = self.client.pipeline()
             pipe.rpush(COMMANDS + run_id, json.dumps(command))
+            pipe.ltrim(COMMANDS + run_id, -MAX_COMMANDS, -1)
             pipe.expire(COMMANDS + run_id, KEY_TTL)
             if paused is not None:
                 pipe.hset(WANTED + run_id, "paused", int(paused))
@@ -169,6 +183,25 @@ class Commands:
             return self.client.hget(WANTED + run_id, "paused") == b"1"
         except redis.RedisError as exc:
             raise BrokerUnavailable(f"the broker {redact(self.url)} is unreachable: {exc}; try again shortly") from exc
+
+    def pause_wanted_quietly(self, run_id: str) -> bool | None:
+        """For a worker claiming a run: paused (True), resumed (False), never asked or unknown (None)."""
+        try:
+            value = self.client.hget(WANTED + run_id, "paused")
+        except redis.RedisError:
+            return None
+        return None if value is None else value == b"1"
+
+    def pending_runs(self, queue: str) -> set[str]:
+        """Run ids with a train task waiting in the broker's queue or handed to a worker and not yet
+        acknowledged (kombu's Redis transport keeps those in the hash "unacked")."""
+        try:
+            waiting = self.client.lrange(queue, 0, -1)
+            delivered = self.client.hvals("unacked")
+        except redis.RedisError as exc:
+            raise BrokerUnavailable(f"the broker {redact(self.url)} is unreachable: {exc}; try again shortly") from exc
+        raws = [raw if isinstance(raw, bytes) else str(raw).encode() for raw in (*waiting, *delivered)]
+        return {m.group(1).decode() for raw in raws for m in PENDING_TASK.finditer(raw)}
 
     def forget(self, run_id: str) -> None:
         with contextlib.suppress(redis.RedisError):
@@ -199,18 +232,24 @@ class EventRelay:
 
     async def _run(self) -> None:
         while True:
-            client = aioredis.Redis.from_url(self.url, socket_connect_timeout=SOCKET_TIMEOUT)
+            client = aioredis.Redis.from_url(
+                self.url, socket_connect_timeout=SOCKET_TIMEOUT, socket_keepalive=True, health_check_interval=10
+            )
             try:
                 async with client.pubsub() as pubsub:
                     await pubsub.psubscribe(EVENTS + "*")
                     self.connected = True
-                    if self.lost and self.on_reconnect is not None:
-                        self.lost = False
+                    if self.lost:  # pages that (re)connected meanwhile missed what was published: redraw
+                        self._drop_watchers()
+                    self.lost = False
+                    if self.on_reconnect is not None:  # also at the first connection: Redis may be new
                         await self.on_reconnect()
                     async for message in pubsub.listen():
                         if message.get("type") == "pmessage":
                             self._deliver(message["channel"], message["data"])
-            except (redis.RedisError, OSError) as exc:
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # whatever broke the subscription, it is made again
                 if self.connected:
                     log.warning("lost the event bus %s: %s; reconnecting", redact(self.url), exc)
                     self._drop_watchers()

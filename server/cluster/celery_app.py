@@ -36,7 +36,12 @@ def make_celery(settings: Settings) -> Celery:
         worker_cancel_long_running_tasks_on_connection_loss=False,
         # A message not acknowledged within this time is handed out again: the redelivered task finds its run
         # claimed (or finished) and returns at once, so this only bounds how long a lost message waits.
-        broker_transport_options={"visibility_timeout": 600},
+        broker_transport_options={
+            "visibility_timeout": 600,
+            # an unreachable Redis is an error after seconds, not a request that hangs (kombu's default: none)
+            "socket_timeout": 10,
+            "socket_connect_timeout": 5,
+        },
         worker_hijack_root_logger=False,
     )
     return app

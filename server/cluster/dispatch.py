@@ -16,8 +16,8 @@ from typing import Any
 
 from kombu.exceptions import KombuError, OperationalError
 
-from engine.layers import Dropout
 from engine.model import Model
+from engine.spec import DenseSpec
 from engine.steering import ChangeError, check
 from server.access import Access
 from server.cluster import leases
@@ -37,6 +37,7 @@ from server.steer import ActiveRun, BrokerUnavailable, Conflict, NotFound, Queue
 from server.store import ACTIVE_STATES, Store
 
 log = logging.getLogger("nnplay.cluster")
+TASK_LOST_AFTER = 30.0  # seconds a run may wait queued before the broker is checked for its task
 
 
 class ClusterRunManager(Steering, Access):
@@ -186,9 +187,10 @@ class ClusterRunManager(Steering, Access):
 
     def step(self, run_id: str, batches: int) -> str:
         row = self._active_row(run_id, "step")
-        if row["state"] == "queued":
-            raise Conflict(f"run {run_id} has not started yet; it can step once it trains")
-        if row["state"] != "paused" and not self.commands.pause_wanted(run_id):
+        wanted = self.commands.pause_wanted_quietly(run_id)
+        if wanted is None:  # never paused or resumed: as it was asked to start
+            wanted = bool(row["config"].get("start_paused"))
+        if row["state"] != "paused" and not wanted:
             raise Conflict(f"run {run_id} is {row['state']}: pause it first, then step")
         self.commands.send(run_id, {"action": "step", "batches": batches})
         return "stepping"
@@ -205,6 +207,7 @@ class ClusterRunManager(Steering, Access):
             raise NotFound(f"no run with id {run_id!r}")
         self.models.delete_run_model(run_id)
         self.commands.forget(run_id)
+        self._announce_end(run_id, "deleted", "the run was deleted")  # a watcher of a run that never ended
 
     async def shutdown(self) -> None:
         """The runs go on training on their workers; this replica's watchers are told to reconnect (1012)."""
@@ -237,6 +240,8 @@ class ClusterRunManager(Steering, Access):
                 continue
             try:
                 await asyncio.to_thread(self.sweep)
+                await asyncio.to_thread(self.resend_lost_tasks, TASK_LOST_AFTER)
+                self._close_ended_watchers(await asyncio.to_thread(leases.ended_among, self.store, self._watched()))
             except STORAGE_ERRORS as exc:
                 self._store_failed_at = time.monotonic()
                 log.warning("could not look for lost workers: %s", exc)
@@ -244,21 +249,43 @@ class ClusterRunManager(Steering, Access):
                 log.warning("could not look for lost workers: %s", exc)
 
     async def _after_broker_loss(self) -> None:
-        """Redis came back, maybe empty (it keeps nothing on disk by default): the tasks of queued runs may
-        be gone with it. Send them again; a worker handed a run twice claims it once (the rest are no-ops)."""
+        """Connected to Redis, maybe a new, empty one (it keeps nothing on disk by default): the tasks of queued
+        runs may be gone. Those missing are sent again at once."""
         try:
-            queued = await asyncio.to_thread(self.resend_queued)
+            await asyncio.to_thread(self.resend_lost_tasks, 0.0)
         except Exception as exc:
-            log.warning("could not resend the queued runs' tasks: %s", exc)
-            return
-        if queued:
-            log.warning("the broker was lost: the tasks of %d queued run(s) sent again", queued)
+            log.warning("could not check the queued runs' tasks: %s", exc)
 
-    def resend_queued(self) -> int:
-        rows = self.store.db.rows("SELECT id FROM runs WHERE state='queued' ORDER BY created_at, id")
-        for row in rows:
-            self.celery.send_task(TRAIN_TASK, args=[row["id"]], queue=self.settings.queue_name)
-        return len(rows)
+    def resend_lost_tasks(self, older_than: float) -> int:
+        """Send again the task of every run queued (for ``older_than`` seconds) that has none in the broker: a
+        Redis restarted empty, or a send that failed after its row was written. A duplicate would be harmless
+        (the claim is idempotent), but none is made."""
+        waiting = leases.waiting_since(self.store, older_than)
+        if not waiting:
+            return 0
+        pending = self.commands.pending_runs(self.settings.queue_name)
+        missing = [run_id for run_id in waiting if run_id not in pending]
+        for run_id in missing:
+            self.celery.send_task(TRAIN_TASK, args=[run_id], queue=self.settings.queue_name)
+        if missing:
+            log.warning("the tasks of %d queued run(s) were missing from the broker: sent again", len(missing))
+        return len(missing)
+
+    def _watched(self) -> list[str]:
+        return list(self.fanout.subscribers)
+
+    def _close_ended_watchers(self, ended: list[dict[str, Any]]) -> None:
+        """On the loop. A run that ended while its end message could not reach this replica (Redis away, or
+        published before a restart) still ends for the pages watching it here."""
+        for row in ended:
+            end = EndMessage(
+                run_id=row["id"],
+                state=row["state"],
+                message=row["message"],
+                test_accuracy=row["test_accuracy"],
+                has_model=bool(row["has_model"]),
+            )
+            self.fanout.close(row["id"], [("end", end.encode())])
 
     def sweep(self) -> list[str]:
         """Requeue (or give up on) every run whose worker has been silent too long; the ids requeued."""
@@ -281,12 +308,10 @@ class ClusterRunManager(Steering, Access):
 
 
 def hyper_names(config: RunConfig) -> set[str]:
-    """What a live change may name in this run: as the trainer's controls have them (engine/trainer.py)."""
+    """What a live change may name in this run, as the trainer's controls have them (engine/trainer.py: every
+    hidden dense layer has a dropout layer; Adam has no momentum), read from the spec without building it."""
     names = {"learning_rate", "l2", "l1", "batch_size"}
     if config.optimizer.name != "adam":
         names.add("momentum")
-    model = Model.build(config.model_spec(), seed=0)
-    names |= {
-        f"dropout.{i}" for layer, i in zip(model.layers, model.spec_index, strict=True) if isinstance(layer, Dropout)
-    }
-    return names
+    spec = config.model_spec()
+    return names | {f"dropout.{i}" for i, layer in enumerate(spec.layers) if isinstance(layer, DenseSpec)}

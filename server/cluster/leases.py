@@ -48,12 +48,12 @@ def release(store: Store, run_id: str, worker: str, message: str) -> bool:
     return (
         _execute(
             store,
-            "UPDATE runs SET state='queued', worker=NULL, message=? WHERE id=? AND worker=? "
+            "UPDATE runs SET state='queued', worker=NULL, message=?, attempts=attempts-1 WHERE id=? AND worker=? "
             "AND state IN ('running', 'paused')",
             (message, run_id, worker),
         )
         > 0
-    )
+    )  # attempts counts workers lost: a worker that hands its run back was not lost
 
 
 def lost(store: Store, silent_for: float) -> list[dict[str, Any]]:
@@ -81,7 +81,7 @@ def give_up(store: Store, run_id: str, worker: str, message: str) -> bool:
     return (
         _execute(
             store,
-            "UPDATE runs SET state='interrupted', message=?, finished_at=? WHERE id=? AND worker=? "
+            "UPDATE runs SET state='interrupted', message=?, finished_at=?, worker=NULL WHERE id=? AND worker=? "
             "AND state IN ('running', 'paused')",
             (message, time.time(), run_id, worker),
         )
@@ -134,3 +134,29 @@ def prepare_resume(store: Store, run_id: str, epoch: int, step: int) -> list[dic
             tx.execute("DELETE FROM changes WHERE run_id=? AND seq>=?", (run_id, first))
         tx.execute("UPDATE runs SET epochs_done=? WHERE id=?", (epoch, run_id))
     return replay
+
+
+def waiting_since(store: Store, older_than: float) -> list[str]:
+    """Queued runs that have waited ``older_than`` seconds since they were created or last given back."""
+    rows = store.db.rows(
+        "SELECT id FROM runs WHERE state='queued' AND COALESCE(heartbeat_at, created_at) < ? ORDER BY created_at",
+        (time.time() - older_than,),
+    )
+    return [r["id"] for r in rows]
+
+
+def ended_among(store: Store, run_ids: list[str]) -> list[dict[str, Any]]:
+    """Of these runs, those the database says have ended (or are gone)."""
+    if not run_ids:
+        return []
+    marks = ", ".join("?" for _ in run_ids)
+    rows = store.db.rows(
+        f"SELECT id, state, message, test_accuracy, has_model FROM runs WHERE id IN ({marks})", tuple(run_ids)
+    )
+    found = {r["id"]: r for r in rows}
+    return [
+        found.get(i)
+        or {"id": i, "state": "deleted", "message": "the run was deleted", "test_accuracy": None, "has_model": False}
+        for i in run_ids
+        if i not in found or found[i]["state"] not in ("queued", "running", "paused")
+    ]

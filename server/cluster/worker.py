@@ -25,7 +25,7 @@ from engine.checkpoint import Checkpoint
 from engine.model import Model
 from engine.steering import ChangeError
 from server.cluster import leases
-from server.cluster.bus import CommandListener, EventPublisher
+from server.cluster.bus import CommandListener, Commands, EventPublisher
 from server.cluster.celery_app import TRAIN_TASK, broker_of, make_celery
 from server.config import ChangeIn, RunConfig
 from server.data import DataProvider
@@ -51,6 +51,7 @@ class Worker:
     data: DataProvider
     models: ModelRegistry
     sink: EventPublisher
+    commands: Commands
     identity: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     current: ActiveRun | None = None
     shutting_down: bool = False
@@ -67,6 +68,7 @@ class Worker:
             DataProvider(settings.data_dir),
             ModelRegistry(settings, store),
             EventPublisher(broker_of(settings)),
+            Commands(broker_of(settings)),
         )
 
     # ---- the task ------------------------------------------------------------------------------------------
@@ -79,6 +81,9 @@ class Worker:
             return "skipped"
         config = RunConfig.model_validate(row["config"])
         run = ActiveRun(run_id, config, row["kind"], owner=row["owner"], shared=row["shared"], state="running")
+        # paused if it was asked to start paused, or was paused when its last worker let it go
+        wanted = self.commands.pause_wanted_quietly(run_id)
+        run.pause_requested = config.start_paused if wanted is None else wanted
         if row.get("attempts", 1) > 1:  # requeued: go on after the last epoch that has a checkpoint
             run.config = self._resume(run, int(row["epochs_done"]))
         log.info("run %s: training on %s (attempt %s)", run_id, self.identity, row.get("attempts"))
@@ -100,9 +105,10 @@ class Worker:
         if lease.lost:
             log.warning("run %s was taken from this worker (silent too long): its result is not recorded", run_id)
             return "lost"
-        if self.shutting_down and state in ("stopped", "interrupted") and not run.stop_requested:
-            leases.release(self.store, run_id, self.identity, f"worker {self.identity} shut down; requeued")
-            make_task(self).apply_async(args=[run_id])
+        unfinished = run.trainer is None or run.trainer.epochs_done < run.config.epochs
+        if self.shutting_down and run.interrupted and not run.stop_requested and unfinished:
+            if leases.release(self.store, run_id, self.identity, f"worker {self.identity} shut down; requeued"):
+                make_task(self).apply_async(args=[run_id])  # if this fails, the web's sweep sends it again
             return "released"
         self._finish(run, state, message, model)
         return state
@@ -136,31 +142,44 @@ class Worker:
                 self.data.fetch(dataset)
 
     def _command(self, run: ActiveRun, command: dict[str, Any]) -> None:
-        action, trainer = command.get("action"), run.trainer
+        """From the command thread. Flags are set before the trainer is read: the training job checks them
+        once it has built its trainer, so a command arriving meanwhile is never lost."""
+        action = command.get("action")
         if action == "stop":
             run.stop_requested = True
-            if trainer is not None:
-                trainer.stop()
+            if run.trainer is not None:
+                run.trainer.stop()
         elif action == "pause":
             run.pause_requested = True
-            if trainer is not None:
-                trainer.pause()
+            if run.trainer is not None:
+                run.trainer.pause()
         elif action == "resume":
             run.pause_requested = False
-            if trainer is not None:
-                trainer.resume()
-        elif action == "step" and trainer is not None:
-            trainer.step(int(command.get("batches", 1)))
-        elif action == "set" and trainer is not None:
-            for name, value in command.get("changes", []):
-                try:
-                    trainer.controls.request(str(name), float(value))
-                except ChangeError as exc:
-                    log.warning("run %s: change refused: %s", run.id, exc)
+            if run.trainer is not None:
+                run.trainer.resume()
+        elif action in ("step", "set"):
+            trainer = self._trainer_when_built(run)  # still loading data or building: wait for it
+            if trainer is None:
+                return
+            if action == "step":
+                trainer.step(int(command.get("batches", 1)))
+            else:
+                for name, value in command.get("changes", []):
+                    try:
+                        trainer.controls.request(str(name), float(value))
+                    except ChangeError as exc:
+                        log.warning("run %s: change refused: %s", run.id, exc)
+
+    @staticmethod
+    def _trainer_when_built(run: ActiveRun, timeout: float = 120.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while run.trainer is None and not (run.stop_requested or run.interrupted) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return run.trainer
 
     def _finish(self, run: ActiveRun, state: str, message: str, model: Model | None) -> None:
         try:
-            leases.finish(
+            recorded = leases.finish(
                 self.store,
                 run.id,
                 self.identity,
@@ -169,6 +188,11 @@ class Worker:
                 finished_at=time.time(),
                 has_model=int(model is not None),
             )
+            if not recorded:  # requeued, given up on or deleted meanwhile: not ours to end
+                log.warning("run %s is no longer this worker's: its end is not recorded", run.id)
+                if model is not None and self.store.get_run(run.id) is None:
+                    self.models.delete_run_model(run.id)  # deleted while training: keep no orphan model
+                return
             if run.kind == "default" and state == "finished" and model is not None:
                 self.models.install_default(run.id)
             stored = self.store.get_run(run.id) or {}
@@ -204,7 +228,16 @@ class Lease:
         self._thread.join(5)
 
     def _run(self) -> None:
+        limit = self.worker.settings.max_pause_seconds
         while not self._stopped.wait(self.worker.settings.worker_heartbeat):
+            run = self.run
+            paused_at = run.paused_at if run.state == "paused" else None
+            if paused_at is not None and time.monotonic() - paused_at > limit and not run.stop_requested:
+                # as in the embedded mode: a paused run holds a worker; past max_pause_seconds it is stopped
+                log.info("run %s paused longer than max_pause_seconds=%g: stopped", run.id, limit)
+                run.pause_expired = run.stop_requested = True
+                if run.trainer is not None:
+                    run.trainer.stop()
             try:
                 mine = leases.beat(self.worker.store, self.run.id, self.worker.identity)
             except STORAGE_ERRORS as exc:  # the database is away: keep training, try again
@@ -238,9 +271,10 @@ def build(settings: Settings) -> tuple[Celery, Worker]:
     def _on_shutdown(**_: Any) -> None:  # SIGTERM: stop training now; the run is handed back to the queue
         worker.shutting_down = True
         run = worker.current
-        if run is not None and run.trainer is not None:
+        if run is not None:  # still loading its data: the training job sees the flag once its trainer exists
             run.interrupted, run.interrupted_because = True, f"worker {worker.identity} shut down"
-            run.trainer.stop()
+            if run.trainer is not None:
+                run.trainer.stop()
 
     worker_shutting_down.connect(_on_shutdown, weak=False)  # a weak reference would die with this function
     return app, worker

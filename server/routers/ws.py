@@ -38,7 +38,7 @@ async def run_socket(websocket: WebSocket, run_id: str) -> None:
         return
     await websocket.accept()
     try:
-        summary = run_summary(ctx, run_id, caller)
+        run_summary(ctx, run_id, caller)  # 404 when the caller may not see it
     except HTTPException:
         await websocket.send_text(ErrorMessage(detail="no run with this id").encode())
         await websocket.close(code=4404)
@@ -51,17 +51,18 @@ async def run_socket(websocket: WebSocket, run_id: str) -> None:
         await websocket.send_text(ErrorMessage(detail=detail).encode())
         await websocket.close(code=1013)
         return
-    await websocket.send_text(SnapshotMessage(run=run_detail(ctx, run_id, caller)).model_dump_json())
+    snapshot = run_detail(ctx, run_id, caller)
+    await websocket.send_text(SnapshotMessage(run=snapshot).model_dump_json())
     latest = ctx.runs.fanout.latest_frame.get(run_id) if active else None
     if latest is not None:  # a 2-D run's newest picture, so a paused run is drawn at once
         await websocket.send_text(latest)
     if sub is None:  # the run is over: the snapshot is the whole story
-        end = EndMessage(
+        end = EndMessage(  # from the snapshot just sent: the run may have ended since `summary` was read
             run_id=run_id,
-            state=summary.state,
-            message=summary.message,
-            test_accuracy=summary.test_accuracy,
-            has_model=summary.has_model,
+            state=snapshot.state,
+            message=snapshot.message,
+            test_accuracy=snapshot.test_accuracy,
+            has_model=snapshot.has_model,
         )
         await websocket.send_text(end.encode())
         await websocket.close()

@@ -102,6 +102,8 @@ def test_step_mode_trains_exactly_n_batches_then_pauses(client: TestClient) -> N
         assert [s["state"] for s in states] == ["running", "paused"] and states[-1]["step"] == paused + 5
         assert client.post(f"/api/runs/{run_id}/step", json={"batches": 0}).status_code == 422
         client.post(f"/api/runs/{run_id}/resume")
+        while not (m["type"] == "state" and m["state"] == "running"):  # until the trainer has left its pause
+            m = json.loads(ws.receive_text())
         running = client.post(f"/api/runs/{run_id}/step", json={"batches": 1})
         assert running.status_code == 409 and "pause it first" in running.json()["detail"]
         client.post(f"/api/runs/{run_id}/stop")
