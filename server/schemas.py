@@ -45,7 +45,8 @@ class RunSummary(BaseModel):
     controllable: bool = True  # whether the caller may pause, resume, stop or delete it (owner or token holder)
     worker: str | None = None  # cluster mode: "host:pid" of the worker training it (null in embedded mode)
     queue_position: int | None = None  # while queued: 1 = the next run to start
-    attempts: int = 0  # cluster mode: workers that have taken it (more than 1: a worker was lost, it went on)
+    attempts: int = 0  # cluster mode: workers that have taken it (more than 1: it changed hands and went on)
+    lost_workers: int = 0  # cluster mode: of those, lost while training it (silent, killed)
 
 
 class RunDetail(RunSummary):

@@ -21,7 +21,7 @@ ACTIVE_STATES = ("queued", "running", "paused")
 
 RUN_COLUMNS = (
     "id, name, kind, config, state, message, created_at, started_at, finished_at, epochs_done, "
-    "test_accuracy, test_loss, train_seconds, parameters, has_model, owner, shared, worker, attempts"
+    "test_accuracy, test_loss, train_seconds, parameters, has_model, owner, shared, worker, attempts, lost_workers"
 )
 
 

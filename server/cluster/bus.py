@@ -262,7 +262,9 @@ class EventRelay:
     def _deliver(self, channel: bytes, data: bytes) -> None:
         run_id = channel.decode()[len(EVENTS) :]
         kind, _, text = data.decode().partition("\n")
-        if kind == "end":
+        if kind == "resync":  # the run changed hands: its watchers reconnect and redraw from a snapshot
+            self.fanout.close(run_id, [], 1012)
+        elif kind == "end":
             self.fanout.close(run_id, [("end", text)])
         else:
             self.fanout.push(run_id, kind, text)

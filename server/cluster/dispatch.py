@@ -291,9 +291,9 @@ class ClusterRunManager(Steering, Access):
         """Requeue (or give up on) every run whose worker has been silent too long; the ids requeued."""
         requeued = []
         for row in leases.lost(self.store, self.settings.worker_lost_after):
-            worker, attempts = row["worker"], int(row["attempts"])
-            if attempts >= self.settings.max_run_attempts:
-                message = f"interrupted: {attempts} workers were lost while training it (last: {worker})"
+            worker, lost = row["worker"], int(row["lost_workers"]) + 1
+            if lost >= self.settings.max_run_attempts:
+                message = f"interrupted: {lost} workers were lost while training it (last: {worker})"
                 if leases.give_up(self.store, row["id"], worker, message):
                     log.warning("run %s: %s", row["id"], message)
                     self._announce_end(row["id"], "interrupted", message)

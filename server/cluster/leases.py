@@ -48,18 +48,19 @@ def release(store: Store, run_id: str, worker: str, message: str) -> bool:
     return (
         _execute(
             store,
-            "UPDATE runs SET state='queued', worker=NULL, message=?, attempts=attempts-1 WHERE id=? AND worker=? "
+            "UPDATE runs SET state='queued', worker=NULL, message=? WHERE id=? AND worker=? "
             "AND state IN ('running', 'paused')",
             (message, run_id, worker),
         )
         > 0
-    )  # attempts counts workers lost: a worker that hands its run back was not lost
+    )
 
 
 def lost(store: Store, silent_for: float) -> list[dict[str, Any]]:
     """Active runs whose worker has been silent for ``silent_for`` seconds."""
     return store.db.rows(
-        "SELECT id, worker, attempts, epochs_done FROM runs WHERE state IN ('running', 'paused') AND heartbeat_at < ?",
+        "SELECT id, worker, lost_workers, epochs_done FROM runs "
+        "WHERE state IN ('running', 'paused') AND heartbeat_at < ?",
         (time.time() - silent_for,),
     )
 
@@ -69,8 +70,8 @@ def requeue(store: Store, run_id: str, worker: str, message: str) -> bool:
     return (
         _execute(
             store,
-            "UPDATE runs SET state='queued', worker=NULL, message=? WHERE id=? AND worker=? "
-            "AND state IN ('running', 'paused')",
+            "UPDATE runs SET state='queued', worker=NULL, message=?, lost_workers=lost_workers+1 "
+            "WHERE id=? AND worker=? AND state IN ('running', 'paused')",
             (message, run_id, worker),
         )
         > 0
@@ -81,7 +82,8 @@ def give_up(store: Store, run_id: str, worker: str, message: str) -> bool:
     return (
         _execute(
             store,
-            "UPDATE runs SET state='interrupted', message=?, finished_at=?, worker=NULL WHERE id=? AND worker=? "
+            "UPDATE runs SET state='interrupted', message=?, finished_at=?, worker=NULL, "
+            "lost_workers=lost_workers+1 WHERE id=? AND worker=? "
             "AND state IN ('running', 'paused')",
             (message, time.time(), run_id, worker),
         )

@@ -84,8 +84,10 @@ class Worker:
         # paused if it was asked to start paused, or was paused when its last worker let it go
         wanted = self.commands.pause_wanted_quietly(run_id)
         run.pause_requested = config.start_paused if wanted is None else wanted
-        if row.get("attempts", 1) > 1:  # requeued: go on after the last epoch that has a checkpoint
+        if row.get("attempts", 1) > 1:  # taken before (lost or handed back): go on after its last checkpoint
             run.config = self._resume(run, int(row["epochs_done"]))
+            # pages watching it may have missed what its last worker did last: they redraw from the database
+            self.sink.publish(run_id, "resync", "")
         log.info("run %s: training on %s (attempt %s)", run_id, self.identity, row.get("attempts"))
         self.current = run
         lease = Lease(self, run)

@@ -73,6 +73,7 @@ MIGRATIONS = (
     ("runs", "worker", "TEXT"),  # cluster mode: which worker trains it, "host:pid"
     ("runs", "heartbeat_at", "REAL"),  # cluster mode: the worker's last sign of life, seconds since the epoch
     ("runs", "attempts", "INTEGER NOT NULL DEFAULT 0"),  # cluster mode: how many times a worker took it
+    ("runs", "lost_workers", "INTEGER NOT NULL DEFAULT 0"),  # cluster mode: workers lost while holding it
 )
 INDEXES = """
 CREATE INDEX IF NOT EXISTS runs_by_time ON runs(created_at, id);

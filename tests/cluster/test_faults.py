@@ -119,7 +119,7 @@ def test_a_worker_killed_mid_run_is_replaced_and_the_run_ends_as_if_nothing_happ
     print(f"requeued after {requeue_seconds:.1f} s; {first['worker']} -> {moved['worker']}")
     assert requeue_seconds < 30
     assert done["state"] == "finished", done["message"]
-    assert done["attempts"] == 2 and done["worker"] == moved["worker"]
+    assert (done["attempts"], done["lost_workers"]) == (2, 1) and done["worker"] == moved["worker"]
     assert [h["epoch"] for h in done["history"]] == [1, 2, 3, 4, 5, 6]
     assert watcher.end is not None and watcher.end["state"] == "finished"
     assert watcher.seen() == {1, 2, 3, 4, 5, 6}
@@ -222,6 +222,9 @@ def test_a_worker_stopped_with_sigterm_hands_its_run_back_at_once(cluster: Clust
     assert handover < 8  # well under worker_lost_after (10 s) plus a sweep: it was handed back, not found lost
     assert moved["worker"].endswith(f":{(second if holder is not second else cluster.workers[0]).pid}")
     assert done["state"] == "finished" and [h["epoch"] for h in done["history"]] == list(range(1, 7))
+    assert (done["attempts"], done["lost_workers"]) == (2, 0)  # handed back, not lost
+    log = next(w for w in cluster.workers if w is not holder).log()
+    assert "resumed after epoch" in log and "resumed after epoch 0 " not in log  # from its checkpoint, not anew
 
 
 def test_queued_runs_know_their_place(cluster: Cluster, web: LiveServer) -> None:
