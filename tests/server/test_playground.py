@@ -7,7 +7,6 @@ import base64
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,7 +16,6 @@ from fastapi.testclient import TestClient
 from server.app import create_app
 from server.fanout import Subscriber
 from server.settings import Settings
-from tests.conftest import make_data_dir
 
 TOY: dict[str, Any] = {
     "dataset": "circle",
@@ -30,9 +28,8 @@ TOY: dict[str, Any] = {
 
 
 @pytest.fixture
-def client(tmp_path: Path, mnist_source: Path) -> Iterator[TestClient]:
-    settings = Settings(data_dir=make_data_dir(tmp_path, mnist_source), train_default_model=False)
-    with TestClient(create_app(settings)) as c:
+def client(app_settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(app_settings)) as c:  # embedded, then cluster mode
         yield c
 
 
