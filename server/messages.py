@@ -170,6 +170,14 @@ class EndMessage(Message):
     has_model: bool = False
 
 
+def last_messages(
+    run_id: str, state: str, message: str, test_accuracy: float | None, has_model: bool
+) -> list[tuple[str, str]]:
+    """What every watcher of a run hears last, (kind, encoded text): its final state, then its end."""
+    end = EndMessage(run_id=run_id, state=state, message=message, test_accuracy=test_accuracy, has_model=has_model)
+    return [("state", StateMessage(run_id=run_id, state=state).encode()), ("end", end.encode())]
+
+
 class ErrorMessage(Message):
     type: Literal["error"] = "error"
     detail: str

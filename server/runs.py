@@ -22,7 +22,7 @@ from server.executor import ThreadExecutor
 from server.fanout import LocalFanout
 from server.journal import Journal
 from server.limits import check_limits
-from server.messages import EndMessage, StateMessage
+from server.messages import EndMessage, last_messages
 from server.owners import Caller
 from server.registry import ModelRegistry
 from server.settings import Settings
@@ -229,14 +229,8 @@ class RunManager(Steering, Access):
             stored = self.store.get_run(run.id) or {}
         except Exception:  # the database is unusable: the watchers still hear how the run ended
             stored = {}
-        end = EndMessage(
-            run_id=run.id,
-            state=state,
-            message=message,
-            test_accuracy=stored.get("test_accuracy"),
-            has_model=model is not None,
-        )
-        self.fanout.close(run.id, [("state", StateMessage(run_id=run.id, state=state).encode()), ("end", end.encode())])
+        last = last_messages(run.id, state, message, stored.get("test_accuracy"), model is not None)
+        self.fanout.close(run.id, last)
         self.active.pop(run.id, None)
         for callback in self.on_end:
             callback(run, state, model)

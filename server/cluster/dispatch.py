@@ -29,7 +29,7 @@ from server.database import STORAGE_ERRORS
 from server.fanout import LocalFanout
 from server.journal import Journal
 from server.limits import check_limits
-from server.messages import EndMessage, StateMessage
+from server.messages import StateMessage, last_messages
 from server.owners import Caller
 from server.registry import ModelRegistry
 from server.settings import Settings
@@ -220,11 +220,10 @@ class ClusterRunManager(Steering, Access):
 
     def _announce_end(self, run_id: str, state: str, message: str) -> None:
         """An end decided here (a queued run stopped, a run given up): every replica's watchers hear it."""
-        end = EndMessage(run_id=run_id, state=state, message=message, test_accuracy=None, has_model=False)
         try:
             pipe = self.commands.client.pipeline()
-            pipe.publish(EVENTS + run_id, "state\n" + StateMessage(run_id=run_id, state=state).encode())
-            pipe.publish(EVENTS + run_id, "end\n" + end.encode())
+            for kind, text in last_messages(run_id, state, message, None, False):
+                pipe.publish(EVENTS + run_id, f"{kind}\n{text}")
             pipe.execute()
         except Exception as exc:  # the watchers see the end in their next snapshot
             log.warning("could not announce the end of %s: %s", run_id, exc)
@@ -278,14 +277,8 @@ class ClusterRunManager(Steering, Access):
         """On the loop. A run that ended while its end message could not reach this replica (Redis away, or
         published before a restart) still ends for the pages watching it here."""
         for row in ended:
-            end = EndMessage(
-                run_id=row["id"],
-                state=row["state"],
-                message=row["message"],
-                test_accuracy=row["test_accuracy"],
-                has_model=bool(row["has_model"]),
-            )
-            self.fanout.close(row["id"], [("end", end.encode())])
+            last = last_messages(row["id"], row["state"], row["message"], row["test_accuracy"], bool(row["has_model"]))
+            self.fanout.close(row["id"], last)
 
     def sweep(self) -> list[str]:
         """Requeue (or give up on) every run whose worker has been silent too long; the ids requeued."""
@@ -299,7 +292,7 @@ class ClusterRunManager(Steering, Access):
                     self._announce_end(row["id"], "interrupted", message)
                 continue
             message = f"worker {worker} was lost after epoch {row['epochs_done']}; requeued from its checkpoint"
-            if leases.requeue(self.store, row["id"], worker, message):
+            if leases.requeue(self.store, row["id"], worker, message, lost=True):
                 log.warning("run %s: %s", row["id"], message)
                 self.celery.send_task(TRAIN_TASK, args=[row["id"]], queue=self.settings.queue_name)
                 self.fanout.publish(row["id"], "state", StateMessage(run_id=row["id"], state="queued").encode())

@@ -43,19 +43,6 @@ def finish(store: Store, run_id: str, worker: str, **fields: Any) -> bool:
     return _execute(store, sql, (*fields.values(), run_id, worker)) > 0
 
 
-def release(store: Store, run_id: str, worker: str, message: str) -> bool:
-    """A worker shutting down gives its run back to the queue (it goes on from its last checkpoint)."""
-    return (
-        _execute(
-            store,
-            "UPDATE runs SET state='queued', worker=NULL, message=? WHERE id=? AND worker=? "
-            "AND state IN ('running', 'paused')",
-            (message, run_id, worker),
-        )
-        > 0
-    )
-
-
 def lost(store: Store, silent_for: float) -> list[dict[str, Any]]:
     """Active runs whose worker has been silent for ``silent_for`` seconds."""
     return store.db.rows(
@@ -65,14 +52,15 @@ def lost(store: Store, silent_for: float) -> list[dict[str, Any]]:
     )
 
 
-def requeue(store: Store, run_id: str, worker: str, message: str) -> bool:
-    """Back to the queue, if it is still held by the silent worker (only one sweeper wins)."""
+def requeue(store: Store, run_id: str, worker: str, message: str, lost: bool) -> bool:
+    """Back to the queue (from its last checkpoint), if the worker still holds it: handed back by a worker
+    shutting down, or taken from a silent one (``lost``; only one sweeper wins)."""
     return (
         _execute(
             store,
-            "UPDATE runs SET state='queued', worker=NULL, message=?, lost_workers=lost_workers+1 "
+            "UPDATE runs SET state='queued', worker=NULL, message=?, lost_workers=lost_workers+? "
             "WHERE id=? AND worker=? AND state IN ('running', 'paused')",
-            (message, run_id, worker),
+            (message, int(lost), run_id, worker),
         )
         > 0
     )

@@ -31,7 +31,7 @@ from server.config import ChangeIn, RunConfig
 from server.data import DataProvider
 from server.database import STORAGE_ERRORS
 from server.journal import Journal
-from server.messages import EndMessage, StateMessage
+from server.messages import last_messages
 from server.registry import ModelRegistry
 from server.settings import Settings
 from server.steer import ActiveRun
@@ -109,7 +109,9 @@ class Worker:
             return "lost"
         unfinished = run.trainer is None or run.trainer.epochs_done < run.config.epochs
         if self.shutting_down and run.interrupted and not run.stop_requested and unfinished:
-            if leases.release(self.store, run_id, self.identity, f"worker {self.identity} shut down; requeued"):
+            if leases.requeue(
+                self.store, run_id, self.identity, f"worker {self.identity} shut down; requeued", lost=False
+            ):
                 make_task(self).apply_async(args=[run_id])  # if this fails, the web's sweep sends it again
             return "released"
         self._finish(run, state, message, model)
@@ -201,15 +203,8 @@ class Worker:
         except STORAGE_ERRORS as exc:
             log.warning("could not record the end of %s: %s", run.id, exc)
             stored = {}
-        end = EndMessage(
-            run_id=run.id,
-            state=state,
-            message=message,
-            test_accuracy=stored.get("test_accuracy"),
-            has_model=model is not None,
-        )
-        self.sink.publish(run.id, "state", StateMessage(run_id=run.id, state=state).encode())
-        self.sink.publish(run.id, "end", end.encode())
+        for kind, text in last_messages(run.id, state, message, stored.get("test_accuracy"), model is not None):
+            self.sink.publish(run.id, kind, text)
         self.sink.flush()
 
 
