@@ -23,17 +23,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from engine.steering import ChangeError
 from server.admission import PredictionSlots
 from server.auth import TokenGuard, ensure_token, token_url
 from server.context import AppContext
 from server.database import STORAGE_ERRORS, DatabaseError, DatabaseUnavailable
+from server.limits import LimitError
 from server.messages import ControlMessage, ServerMessage
 from server.owners import OwnerCookie
 from server.routers import meta, models, playground, runs, ws
 from server.schemas import SnapshotMessage
 from server.security import SiteGuard
 from server.settings import Settings, get_settings
-from server.steer import BrokerUnavailable
+from server.steer import BrokerUnavailable, Conflict, Forbidden, NotFound, QueueFull, QuotaExceeded
 
 log = logging.getLogger("nnplay")
 
@@ -170,6 +172,18 @@ def _document_messages(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+# What a run operation's refusal answers, for every route (the WebSocket sends them as error messages).
+RUN_ERRORS: dict[type[Exception], int] = {
+    NotFound: 404,
+    Forbidden: 403,
+    Conflict: 409,
+    ChangeError: 422,
+    LimitError: 422,
+    QueueFull: 429,
+    QuotaExceeded: 429,
+}
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings, generated = ensure_token(settings or get_settings())
     if generated:  # `nnplay serve` makes and prints the token itself; this is for any other way of serving the app
@@ -218,6 +232,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # A full disk or a read-only data directory: the action that needed a write fails clearly, and
         # everything that only reads (runs, curves, models, predictions) keeps working.
         return JSONResponse(status_code=507, content={"detail": f"the server could not write its database: {exc}"})
+
+    async def run_error(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(status_code=RUN_ERRORS[type(exc)], content={"detail": str(exc)})
+
+    for error in RUN_ERRORS:
+        app.add_exception_handler(error, run_error)
 
     @app.exception_handler(BrokerUnavailable)
     async def broker_error(request: Request, exc: BrokerUnavailable) -> JSONResponse:

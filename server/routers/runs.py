@@ -13,10 +13,8 @@ from fastapi.responses import StreamingResponse
 from pydantic import Field
 from starlette.concurrency import iterate_in_threadpool
 
-from engine.steering import ChangeError
 from server.config import RunConfig
 from server.context import AppContext, Ctx
-from server.limits import LimitError
 from server.messages import ChangeMessage, EpochMessage, Extras, HealthMessage, ProgressMessage
 from server.owners import Caller, caller_of
 from server.registry import UnknownModel
@@ -31,7 +29,6 @@ from server.schemas import (
     RunSummary,
     StepRequest,
 )
-from server.steer import Conflict, Forbidden, NotFound, QueueFull, QuotaExceeded
 
 router = APIRouter(prefix="/api/runs", tags=["runs"])
 
@@ -82,6 +79,8 @@ def run_detail(ctx: AppContext, run_id: str, caller: Caller) -> RunDetail:
     )
 
 
+# Errors of run operations (NotFound 404, Forbidden 403, Conflict 409, ChangeError and LimitError 422, QueueFull
+# and QuotaExceeded 429) become answers in one place: server/app.py's RUN_ERRORS.
 # The handlers below are `async` on purpose: they are short, and running on the event loop keeps every
 # RunManager change on one thread (sync handlers would run in a thread pool, racing the loop).
 
@@ -89,14 +88,7 @@ def run_detail(ctx: AppContext, run_id: str, caller: Caller) -> RunDetail:
 @router.post("", status_code=201, response_model=RunCreated, responses={409: {}, 422: {}, 429: {}})
 async def create_run(body: RunRequest, ctx: Ctx, request: Request) -> RunCreated:
     config = RunConfig.model_validate(body.model_dump(exclude={"shared"}))
-    try:
-        run = ctx.runs.create(config, owner=caller_of(request).owner, shared=body.shared)
-    except LimitError as exc:
-        raise HTTPException(422, str(exc)) from None
-    except (QueueFull, QuotaExceeded) as exc:
-        raise HTTPException(429, str(exc)) from None
-    except Conflict as exc:
-        raise HTTPException(409, str(exc)) from None
+    run = ctx.runs.create(config, owner=caller_of(request).owner, shared=body.shared)
     return RunCreated(id=run.id, state=run.state)
 
 
@@ -144,14 +136,7 @@ async def get_run(run_id: RunId, ctx: Ctx, request: Request) -> Response:
 
 
 def _control(ctx: Ctx, request: Request, run_id: str, action: str) -> ControlAnswer:
-    try:
-        state = ctx.runs.control(run_id, action, caller_of(request))
-    except NotFound as exc:
-        raise HTTPException(404, str(exc)) from None
-    except Forbidden as exc:
-        raise HTTPException(403, str(exc)) from None
-    except Conflict as exc:
-        raise HTTPException(409, str(exc)) from None
+    state = ctx.runs.control(run_id, action, caller_of(request))
     return ControlAnswer(id=run_id, state=state)
 
 
@@ -179,32 +164,16 @@ async def change_run(run_id: RunId, patch: RunPatch, ctx: Ctx, request: Request)
     each applies from the next batch and is recorded (GET /api/runs/{id} lists them under "changes")."""
     if not patch.items():
         raise HTTPException(422, "nothing to change: send learning_rate, l2, batch_size, momentum or dropout")
-    try:
-        ctx.runs.check_access(run_id, caller_of(request), control=True)
-        queued = ctx.runs.change(run_id, patch.items())
-    except NotFound as exc:
-        raise HTTPException(404, str(exc)) from None
-    except Forbidden as exc:
-        raise HTTPException(403, str(exc)) from None
-    except Conflict as exc:
-        raise HTTPException(409, str(exc)) from None
-    except ChangeError as exc:
-        raise HTTPException(422, str(exc)) from None
+    ctx.runs.check_access(run_id, caller_of(request), control=True)
+    queued = ctx.runs.change(run_id, patch.items())
     return PatchAnswer(id=run_id, queued=[AppliedOut(name=n, value=v) for n, v in queued])
 
 
 @router.post("/{run_id}/step", response_model=ControlAnswer, responses={**CONTROL_ERRORS, 422: {}})
 async def step_run(run_id: RunId, body: StepRequest, ctx: Ctx, request: Request) -> ControlAnswer:
     """While paused: train exactly `batches` batches, then pause again."""
-    try:
-        ctx.runs.check_access(run_id, caller_of(request), control=True)
-        state = ctx.runs.step(run_id, body.batches)
-    except NotFound as exc:
-        raise HTTPException(404, str(exc)) from None
-    except Forbidden as exc:
-        raise HTTPException(403, str(exc)) from None
-    except Conflict as exc:
-        raise HTTPException(409, str(exc)) from None
+    ctx.runs.check_access(run_id, caller_of(request), control=True)
+    state = ctx.runs.step(run_id, body.batches)
     return ControlAnswer(id=run_id, state=state)
 
 
@@ -215,17 +184,8 @@ async def fork_run(run_id: RunId, body: ForkRequest, ctx: Ctx, request: Request)
     """A new run from the checkpoint after `epoch`, with `changes` applied from its first batch; with no
     changes it retraces the original exactly."""
     caller = caller_of(request)
-    try:
-        ctx.runs.check_access(run_id, caller)  # whoever may watch a run may fork it: the fork is theirs
-        run = ctx.runs.fork(run_id, body.epoch, body.changes.items(), owner=caller.owner)
-    except NotFound as exc:
-        raise HTTPException(404, str(exc)) from None
-    except (Conflict, ChangeError) as exc:
-        raise HTTPException(409 if isinstance(exc, Conflict) else 422, str(exc)) from None
-    except LimitError as exc:
-        raise HTTPException(422, str(exc)) from None
-    except (QueueFull, QuotaExceeded) as exc:
-        raise HTTPException(429, str(exc)) from None
+    ctx.runs.check_access(run_id, caller)  # whoever may watch a run may fork it: the fork is theirs
+    run = ctx.runs.fork(run_id, body.epoch, body.changes.items(), owner=caller.owner)
     return RunCreated(id=run.id, state=run.state)
 
 
@@ -233,12 +193,7 @@ async def fork_run(run_id: RunId, body: ForkRequest, ctx: Ctx, request: Request)
 async def delete_run(run_id: RunId, ctx: Ctx, request: Request) -> Response:
     if ctx.default_model_run == run_id:
         raise HTTPException(409, "this run is training the default model; wait until it finishes")
-    try:
-        await ctx.runs.delete(run_id, caller_of(request))
-    except NotFound as exc:
-        raise HTTPException(404, str(exc)) from None
-    except Forbidden as exc:
-        raise HTTPException(403, str(exc)) from None
+    await ctx.runs.delete(run_id, caller_of(request))
     return Response(status_code=204)
 
 
