@@ -4,6 +4,7 @@ tests, the benchmarks and the soak use to talk to the server the way a browser w
 from __future__ import annotations
 
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -45,7 +46,16 @@ class LiveServer:
         return self.log_path.read_text(errors="replace")
 
 
-def start_server(data_dir: Path, log_path: Path, extra_env: dict[str, str] | None = None) -> LiveServer:
+def start_server(
+    data_dir: Path,
+    log_path: Path,
+    extra_env: dict[str, str] | None = None,
+    *,
+    host: str = "127.0.0.1",
+    nofile: int | None = None,
+) -> LiveServer:
+    """`nnplay serve` on a free port (bound to `host`, with at most `nofile` descriptors if given), once its
+    /api/health answers (it does without a token)."""
     port = free_port()
     env = {
         **os.environ,
@@ -56,11 +66,12 @@ def start_server(data_dir: Path, log_path: Path, extra_env: dict[str, str] | Non
     }
     log_file = open(log_path, "ab")  # noqa: SIM115 - lives as long as the process
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--no-fetch"],
+        [sys.executable, "-m", "server.cli", "serve", "--host", host, "--port", str(port), "--no-fetch"],
         cwd=ROOT,
         env=env,
         stdout=log_file,
         stderr=subprocess.STDOUT,
+        preexec_fn=None if nofile is None else lambda: _limit_descriptors(nofile),
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -74,6 +85,11 @@ def start_server(data_dir: Path, log_path: Path, extra_env: dict[str, str] | Non
             time.sleep(0.1)
     proc.kill()
     raise RuntimeError(f"server did not become healthy:\n{log_path.read_text()}")
+
+
+def _limit_descriptors(limit: int) -> None:
+    """In the child before exec: a low RLIMIT_NOFILE, to see how the server behaves without descriptors."""
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, max(limit, resource.getrlimit(resource.RLIMIT_NOFILE)[1])))
 
 
 def stop_server(server: LiveServer, timeout: float = 10) -> int:

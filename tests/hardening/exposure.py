@@ -3,20 +3,13 @@ limit), its resident memory, and a raw-socket /api/health probe that costs the c
 
 from __future__ import annotations
 
-import os
 import re
-import resource
 import socket
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-import httpx
-
-from tests.conftest import ROOT, LiveServer, free_port
+from tests.conftest import LiveServer, start_server
 
 
 def serve(
@@ -27,45 +20,8 @@ def serve(
     env: dict[str, str] | None = None,
     nofile: int | None = None,
 ) -> LiveServer:
-    """Start `nnplay serve` and wait for /api/health (which answers without a token)."""
-    port = free_port()
-    full_env = {
-        **os.environ,
-        "NNPLAY_DATA_DIR": str(data_dir),
-        "NNPLAY_TRAIN_DEFAULT_MODEL": "0",
-        "PYTHONUNBUFFERED": "1",
-        **(env or {}),
-    }
-    preexec: Callable[[], None] | None = None
-    if nofile is not None:
-        limit = nofile
-
-        def preexec() -> None:
-            resource.setrlimit(
-                resource.RLIMIT_NOFILE, (limit, max(limit, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
-            )
-
-    log_file = open(log_path, "ab")  # noqa: SIM115 - lives as long as the process
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--host", host, "--port", str(port), "--no-fetch"],
-        cwd=ROOT,
-        env=full_env,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        preexec_fn=preexec,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited early:\n{log_path.read_text()}")
-        try:
-            if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
-                return LiveServer(url, f"ws://127.0.0.1:{port}", data_dir, proc, log_path, full_env)
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"server did not become healthy:\n{log_path.read_text()}")
+    """Start `nnplay serve` (any host, environment and descriptor limit) and wait for /api/health."""
+    return start_server(data_dir, log_path, env, host=host, nofile=nofile)
 
 
 def port_of(server: LiveServer) -> int:
