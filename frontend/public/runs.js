@@ -98,7 +98,7 @@ export class RunsList {
         ),
       );
     }
-    if (run.kind !== 'default') {
+    if (run.kind !== 'default' && run.controllable !== false) {
       actions.append(
         el(
           'button',

@@ -20,10 +20,11 @@ export class SteerPanel {
 
   /** Enable what makes sense in this state; fill the inputs with the run's current values. */
   update(run, state, changes) {
-    const active = Boolean(run) && (state === 'running' || state === 'paused' || state === 'pausing');
+    const mine = Boolean(run) && run.controllable !== false; // another owner's run: watch, do not steer
+    const active = mine && (state === 'running' || state === 'paused' || state === 'pausing');
     $('steer-apply').disabled = !active;
     for (const name of FIELDS) $(`steer-${name}`).disabled = !active;
-    $('btn-step').disabled = !(run && state === 'paused');
+    $('btn-step').disabled = !(mine && state === 'paused');
     if (run && this.filledFor !== run.id) {
       this.filledFor = run.id;
       const current = currentValues(run.config, changes);

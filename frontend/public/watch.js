@@ -241,6 +241,8 @@ export class RunWatcher {
             'the gradient histograms, then try ReLU, cross-entropy, He init or another learning rate.'
           : `Finished: ${fmtPct(acc, 2)} of the test digits right. Draw one below to try it.`;
     }
+    const mine = !this.run || this.run.controllable !== false;
+    if (!mine && ACTIVE.has(state)) hint = `${hint} You are watching someone else's run: only its owner can pause, change or stop it.`.trim();
     $('run-hint').textContent = hint;
     $('run-hint').classList.toggle('bad', FAILED.has(state));
     if (TERMINAL.has(state) && this.run) {
@@ -249,9 +251,9 @@ export class RunWatcher {
     }
     const has = Boolean(this.run);
     this.steer.update(this.run, state, this.changes);
-    $('btn-pause').disabled = !has || !CAN_PAUSE.has(state);
-    $('btn-resume').disabled = !has || !CAN_RESUME.has(state);
-    $('btn-stop').disabled = !has || !ACTIVE.has(state) || state === 'stopping';
+    $('btn-pause').disabled = !has || !mine || !CAN_PAUSE.has(state);
+    $('btn-resume').disabled = !has || !mine || !CAN_RESUME.has(state);
+    $('btn-stop').disabled = !has || !mine || !ACTIVE.has(state) || state === 'stopping';
     $('btn-use-config').disabled = !has;
   }
 
