@@ -48,13 +48,24 @@ class Access:
         not steer or delete it."""
         run = self.active.get(run_id)
         if run is not None:
-            owner, shared = run.owner, run.shared
+            owner, shared, kind = run.owner, run.shared, run.kind
         else:
             stored = self.store.get_run(run_id)
             if stored is None:
                 raise NotFound(f"no run with id {run_id!r}")
-            owner, shared = stored["owner"], stored["shared"]
+            owner, shared, kind = stored["owner"], stored["shared"], stored["kind"]
         if not caller.may_see(owner, shared):
             raise NotFound(f"no run with id {run_id!r}")
-        if control and not caller.may_control(owner):
+        if control and not self.may_control(caller, owner, kind):
+            if kind == "default":
+                raise Forbidden(
+                    "the default model's run belongs to the server: only the admin token holder may steer it"
+                )
             raise Forbidden("only the run's owner (or the token holder) may pause, resume, stop or delete it")
+
+    def may_control(self, caller: Caller, owner: str | None, kind: str) -> bool:
+        """The server's own run (the default model's) has no owner: on a server that requires a token (any
+        server others can reach) only the token holder steers it; on a private loopback server, anyone."""
+        if kind == "default" and self.settings.token is not None:
+            return caller.admin
+        return caller.may_control(owner)

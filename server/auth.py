@@ -1,4 +1,6 @@
-"""Tokens, Jupyter's way: a server reachable from other machines needs one.
+"""Tokens, Jupyter's way: a server reachable from other machines needs one. The token lets a client in (as
+an anonymous owner, server/owners.py); NNPLAY_ADMIN_TOKEN, if set, also makes it admin (steer and delete any
+run or model): a class shares the first, the teacher keeps the second.
 
 Bound to a non-loopback address, the server requires a token: NNPLAY_TOKEN, or one generated at start and
 printed with a ready-to-open URL (`http://HOST:PORT/?token=...`). A loopback bind needs none unless
@@ -73,13 +75,29 @@ class TokenGuard:
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
         self.token = settings.token.get_secret_value().encode() if settings.token is not None else None
+        admin = settings.admin_token
+        self.admin_token = admin.get_secret_value().encode() if admin is not None else None
 
     def _valid(self, presented: str | None) -> bool:
-        assert self.token is not None
-        return presented is not None and secrets.compare_digest(presented.encode(), self.token)
+        """The token, or the admin token (which lets in too)."""
+        return self._admin(presented) or (
+            self.token is not None and presented is not None and secrets.compare_digest(presented.encode(), self.token)
+        )
+
+    def _admin(self, presented: str | None) -> bool:
+        return (
+            self.admin_token is not None
+            and presented is not None
+            and secrets.compare_digest(presented.encode(), self.admin_token)
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.token is None or scope["type"] not in ("http", "websocket"):
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        if self.token is None:  # a private server: open to all; the admin token, if set, still makes an admin
+            if self._admin(_presented(scope)):
+                scope.setdefault("state", {})["admin"] = True
             await self.app(scope, receive, send)
             return
         query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
@@ -91,8 +109,12 @@ class TokenGuard:
             else:
                 await refuse(scope, receive, send, 401, "the token in the URL is not this server's token")
             return
-        if self._valid(_presented(scope)):
-            scope.setdefault("state", {})["admin"] = True  # the token holder may steer and delete anything
+        presented = _presented(scope)
+        if self._valid(presented):
+            # The token lets a student in as an owner among others; only the admin token (the teacher's) may
+            # steer and delete anything. A class shares the token, so it cannot be what makes an admin.
+            if self._admin(presented):
+                scope.setdefault("state", {})["admin"] = True
             await self.app(scope, receive, send)
         elif scope["type"] == "http" and scope["path"] == HEALTH_PATH:
             await self.app(scope, receive, _public_fields_only(send))

@@ -5,9 +5,10 @@ The identity is a cookie `nnplay-owner-PORT` = `ID.SIGNATURE`, where SIGNATURE i
 secret kept in the data directory (`owner-secret`, made with `secrets` at first start, mode 0600): a client
 cannot make up another owner's cookie. A request without a valid cookie gets a new identity, set on its
 response; a script keeps its identity by sending that cookie back (curl: `-c jar -b jar`; httpx/requests: a
-client or session object). With a token configured, a request presenting the token is admin: it may steer
-and delete any run or model (TokenGuard marks it). Runs and models with no owner (made before owners existed,
-or the default model's run) may be controlled by anyone.
+client or session object). A request presenting NNPLAY_ADMIN_TOKEN is admin: it may steer and delete any run
+or model (TokenGuard marks it); the plain NNPLAY_TOKEN only lets a client in, as the owner it is. Runs and
+models with no owner (made before owners existed) may be controlled by anyone; the default model's run, on a
+server that needs a token, by the admin only (server/access.py).
 
 SameSite=Lax, not Strict: a page opened from a link on another site must send its cookie, or it would be
 given a new identity that replaces the old one. Cross-site requests that change anything are refused anyway

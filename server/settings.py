@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     allowed_hosts: str = ""  # more Host names to serve, comma-separated ("*": any); loopback + bind host always
     allowed_origins: str = ""  # more origins allowed to change state, e.g. https://app.example ("*": any)
     token: SecretStr | None = None  # required when set; generated when bound to a non-loopback address
+    admin_token: SecretStr | None = None  # the teacher's: steers and deletes any run; the token lets in, no more
     # owners (server/owners.py): each browser or script is an anonymous owner; these bound what one may keep
     max_runs_per_owner: Annotated[int, Field(ge=1)] = 500  # runs stored (any state); past it 429 until some are deleted
     max_queued_runs_per_owner: Annotated[int, Field(ge=0)] = 4  # runs one owner may have waiting in the queue
@@ -85,7 +86,7 @@ class Settings(BaseSettings):
     max_pause_seconds: Annotated[float, Field(gt=0.0, le=7 * 86400.0)] = 600.0  # a paused run then stops (slot freed)
     max_watchers_per_run: Annotated[int, Field(ge=1)] = 50  # WebSocket clients of one run; past it 503 / close 1013
 
-    @field_validator("token", "broker_url", "database_url", mode="before")
+    @field_validator("token", "admin_token", "broker_url", "database_url", mode="before")
     @classmethod
     def _empty_token_is_none(cls, value: object) -> object:
         return None if value == "" else value  # NNPLAY_TOKEN= (empty) means none set, not an empty one
@@ -95,11 +96,19 @@ class Settings(BaseSettings):
         if self.broker_url is not None and self.database_url is None:
             # workers on other machines cannot reach this process's SQLite file: runs would wait for ever
             raise ValueError("NNPLAY_BROKER_URL (cluster mode) needs NNPLAY_DATABASE_URL (postgresql://...) too")
+        if (
+            self.admin_token is not None
+            and self.token is not None
+            and (self.admin_token.get_secret_value() == self.token.get_secret_value())
+        ):
+            raise ValueError(
+                "NNPLAY_ADMIN_TOKEN must differ from NNPLAY_TOKEN (everyone with the token would be admin)"
+            )
         if self.worker_lost_after < 2 * self.worker_heartbeat:
             raise ValueError("worker_lost_after must be at least twice worker_heartbeat, or live workers look lost")
         return self
 
-    @field_validator("token")
+    @field_validator("token", "admin_token")
     @classmethod
     def _usable_token(cls, value: SecretStr | None) -> SecretStr | None:
         # it travels in a URL, a header and a cookie: only characters safe in all three, and not guessable

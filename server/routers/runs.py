@@ -50,7 +50,7 @@ def summary_of(run: dict[str, Any], ctx: AppContext, caller: Caller) -> RunSumma
     if state is not None:
         run["state"] = state
     run["queue_position"] = ctx.runs.queue_position(run)
-    run["controllable"] = caller.may_control(run["owner"])
+    run["controllable"] = ctx.runs.may_control(caller, run["owner"], run["kind"])
     return RunSummary.model_validate(run)
 
 

@@ -225,18 +225,45 @@ def test_uploaded_models_are_deleted_by_their_owner_only(plain: LiveServer) -> N
     assert not (plain.data_dir / "models" / f"{model_id}.npz").exists()
 
 
-def test_the_token_holder_is_admin(tmp_path: Path, mnist_source: Path) -> None:
-    token = "an-admin-token-for-the-owner-test"
-    server = fresh(tmp_path, mnist_source, env={"NNPLAY_TOKEN": token})
-    bearer = {"Authorization": f"Bearer {token}"}
+def test_the_admin_token_holder_is_admin_the_token_only_lets_in(tmp_path: Path, mnist_source: Path) -> None:
+    """A class shares NNPLAY_TOKEN: with it a student is an owner among others (before, the token made everyone
+    admin, so any student could stop or delete any run). NNPLAY_ADMIN_TOKEN, the teacher's, makes an admin."""
+    token, admin_token = "a-class-token-for-the-owner-test", "the-teachers-admin-token-for-the-test"
+    server = fresh(tmp_path, mnist_source, env={"NNPLAY_TOKEN": token, "NNPLAY_ADMIN_TOKEN": admin_token})
     try:
-        alice, admin = client(server, headers=bearer), client(server, headers=bearer)
+        alice = client(server, headers={"Authorization": f"Bearer {token}"})
+        bob = client(server, headers={"Authorization": f"Bearer {token}"})
+        admin = client(server, headers={"Authorization": f"Bearer {admin_token}"})
+        assert client(server).get("/api/runs").status_code == 401  # neither token: not let in
         run_id = alice.post("/api/runs", json=LONG_RUN).json()["id"]
         model_id = alice.post("/api/models", content=tiny_model(), headers=OCTETS).json()["id"]
-        assert admin.post(f"/api/runs/{run_id}/stop").status_code == 200  # another owner, but it has the token
+        assert bob.get(f"/api/runs/{run_id}").status_code == 200  # the token lets bob in to watch
+        assert bob.post(f"/api/runs/{run_id}/stop").status_code == 403  # but alice's run is not his
+        assert bob.delete(f"/api/models/{model_id}").status_code == 403
+        assert admin.post(f"/api/runs/{run_id}/stop").status_code == 200  # another owner, but the admin
         assert admin.delete(f"/api/models/{model_id}").status_code == 204
         wait_until_over(admin, run_id)
         assert admin.delete(f"/api/runs/{run_id}").status_code == 204
+    finally:
+        stop_server(server)
+
+
+def test_on_a_server_with_a_token_only_the_admin_steers_the_default_models_run(
+    tmp_path: Path, mnist_source: Path
+) -> None:
+    token, admin_token = "a-class-token-for-the-default-run", "the-teachers-admin-token-default-run"
+    env = {"NNPLAY_TOKEN": token, "NNPLAY_ADMIN_TOKEN": admin_token, "NNPLAY_TRAIN_DEFAULT_MODEL": "1"}
+    server = fresh(tmp_path, mnist_source, env=env)
+    try:
+        student = client(server, headers={"Authorization": f"Bearer {token}"})
+        admin = client(server, headers={"Authorization": f"Bearer {admin_token}"})
+        run_id = student.get("/api/health").json()["default_model_run"]
+        assert run_id is not None
+        assert student.get(f"/api/runs/{run_id}").json()["controllable"] is False
+        refused = student.post(f"/api/runs/{run_id}/pause")
+        assert refused.status_code == 403 and "token holder" in refused.json()["detail"]
+        assert admin.get(f"/api/runs/{run_id}").json()["controllable"] is True
+        assert admin.post(f"/api/runs/{run_id}/stop").status_code == 200
     finally:
         stop_server(server)
 
