@@ -268,9 +268,10 @@ def report(net: str, times: dict[str, list[float]], accs: dict[str, float], info
         print(f"  engine / floor        {e / med['floor']:.2f}x  (goal <= 1.6x)")
     if "engine-quiet" in med:
         print(f"  event overhead        {(e / med['engine-quiet'] - 1) * 100:+.1f}%  (goal <= 5%)")
+    goal = 1.0 if net == "cnn" else 0.8  # issue 14: the CNN's goal is parity, the dense nets' 0.8x
     for name in ("torch", "torch-fused"):
         if name in med:
-            print(f"  engine / {name:<12} {e / med[name]:.2f}x  (goal <= 0.8x against the faster)")
+            print(f"  engine / {name:<12} {e / med[name]:.2f}x  (goal <= {goal}x against the faster)")
     for name in ("engine", "floor", "torch"):
         if name in infos:
             print(f"  [{name}] {infos[name]}")
