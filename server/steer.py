@@ -61,6 +61,7 @@ class ActiveRun:
     pause_expired: bool = False  # stopped because it stayed paused past max_pause_seconds
     interrupted_because: str = "the server stopped while this run was active"
     resume_epoch: int | None = None  # cluster mode: requeued after its worker was lost; go on after this epoch
+    taken: bool = False  # cluster mode: another worker holds it now; this one keeps nothing it made
 
 
 class Steering:

@@ -91,6 +91,8 @@ def train_and_save(run: ActiveRun, env: TrainingEnv) -> tuple[str, str, Model | 
     if end.state == "diverged" and trainer.epochs_done == 0:
         message = message.replace(" The last finite weights were kept.", " No epoch finished, so no model was kept.")
     saved = None
+    if run.taken:  # a worker thought lost that was not: the run goes on elsewhere, from its checkpoint
+        return state, message, None
     if trainer.epochs_done > 0 and all(np.isfinite(p).all() for p, _ in model.parameters()):
         model.meta = {
             "run_id": run.id,

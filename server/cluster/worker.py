@@ -241,7 +241,7 @@ class Lease:
                 log.warning("heartbeat of %s not stored: %s", self.run.id, exc)
                 continue
             if not mine:
-                self.lost = True
+                self.lost = self.run.taken = True
                 self.run.stop_requested = True
                 if self.run.trainer is not None:
                     self.run.trainer.stop()

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from server.app import create_app
 from tests.conftest import Cluster
+from tests.server.test_api import digit_png
 
 RUN = {"layers": [{"units": 32}], "batch_size": 50, "train_subset": 20000, "learning_rate": 0.01}
 
@@ -75,3 +76,17 @@ def test_a_queued_run_whose_task_was_lost_gets_it_again(cluster: Cluster) -> Non
         client.post(f"/api/runs/{busy}/stop")
         done = wait_for(lambda: (r := client.get(f"/api/runs/{waiting}").json())["state"] == "finished" and r)
         assert done["attempts"] == 1
+
+
+def test_the_default_model_is_trained_once_by_a_worker_and_served_from_the_database(cluster: Cluster) -> None:
+    settings = cluster.settings.model_copy(update={"train_default_model": True})
+    with TestClient(create_app(settings)) as first, TestClient(create_app(settings)) as second:  # two replicas
+        health = first.get("/api/health").json()
+        assert health["default_model"] == "training"
+        assert second.get("/api/health").json()["default_model_run"] == health["default_model_run"]
+        defaults = [r for r in first.get("/api/runs").json() if r["kind"] == "default"]
+        assert len(defaults) == 1  # one default run for the whole cluster
+        wait_for(lambda: second.get("/api/health").json()["default_model"] == "ready", 180)
+        answer = second.post("/api/predict", json={"image": digit_png()})
+        assert answer.status_code == 200 and answer.json()["model"] == "default"
+        assert not list((settings.data_dir / "models").glob("*.npz"))  # it lives in PostgreSQL
