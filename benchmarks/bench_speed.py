@@ -80,8 +80,12 @@ def engine_worker(net: str, data_dir: Path, events: bool):  # type: ignore[no-un
     data = Dataset(*(np.load(data_dir / f"{k}.npy") for k in ("xtr", "ytr", "xte", "yte")))
     model = Model.build(engine_spec(net), seed=0)
 
+    accuracy = [float("nan")]
+
     def on_event(event: Event) -> None:
-        if isinstance(event, BatchProgress | EpochEnd):
+        if isinstance(event, EpochEnd):
+            accuracy[0] = event.test_accuracy  # the trainer's own evaluation: the test set is not run twice
+        if events and isinstance(event, BatchProgress | EpochEnd):
             json.dumps(event.__dict__, default=lambda o: o.__dict__)
 
     def epoch(seed: int) -> float:
@@ -93,11 +97,13 @@ def engine_worker(net: str, data_dir: Path, events: bool):  # type: ignore[no-un
             histogram_bins=30 if events else 0,
             progress_every=0.2 if events else float("inf"),
         )
-        trainer = Trainer(model, config, data, on_event=on_event)
-        trainer.run()
-        return float(np.mean(model.evaluate(data.x_test, data.y_test)[1] == data.y_test))
+        Trainer(model, config, data, on_event=on_event).run()
+        return accuracy[0]
 
-    return epoch, blas_info()
+    from engine.parallel import shards
+
+    sharding = f"; engine shards on {shards().threads} threads, BLAS on 1 while they run" if model.sharded else ""
+    return epoch, blas_info() + sharding
 
 
 def floor_worker(net: str, data_dir: Path):  # type: ignore[no-untyped-def]

@@ -44,10 +44,11 @@ from engine.im2col import (
 from engine.initializers import init_scale
 from engine.layers import Layer
 from engine.norm import column_sums
+from engine.parallel import shards
 
 __all__ = ["BLOCK_BYTES", "PADDINGS", "Conv2D", "conv_output_size", "same_padding", "windows"]
 
-BLOCK_BYTES = 1 << 19  # window matrix per block of images: stays in a core's L2 cache (2 MB here)
+BLOCK_BYTES = 1 << 20  # window matrix per block of images (see above)
 
 
 class Conv2D(Layer):
@@ -87,10 +88,10 @@ class Conv2D(Layer):
         self.params = {"W": weights, "b": np.zeros(filters, dtype)}
         self.grads = {"W": np.zeros_like(self.params["W"]), "b": np.zeros_like(self.params["b"])}
         self.needs_input_grad = needs_input_grad  # the first layer's input is the data: skip its dX
-        self._kept: dict[str, np.ndarray] = {}  # arrays reused between training calls, by name
-        self._work: dict[str, np.ndarray] = {}  # _kept in training; a fresh dict per inference call
-        self._cached: dict[tuple[object, ...], object] = {}  # per geometry: views of _kept, col2im plans
+        self._kept: list[dict[str, np.ndarray]] = []  # per shard: arrays reused between training calls, by name
+        self._cached: dict[tuple[object, ...], object] = {}  # per geometry and shard: views of _kept; col2im plans
         self._x: np.ndarray | None = None
+        self._training = False
 
     # ---- geometry ------------------------------------------------------------------------------------
 
@@ -129,10 +130,10 @@ class Conv2D(Layer):
         self, x: np.ndarray, g: Geometry, work: dict[str, np.ndarray]
     ) -> Callable[[int, int], np.ndarray]:
         """fill(lo, hi) for images lo:hi of x; the views behind it are made once per geometry in training."""
-        if work is not self._kept:
+        if not any(work is kept for kept in self._kept):
             make = self._window_matrix_views(g, work, x.dtype)
         else:
-            key = ("window", g, x.dtype)
+            key = ("window", g, x.dtype, id(work))
             make = self._cached.get(key)  # type: ignore[assignment]
             if make is None:
                 make = self._cached[key] = self._window_matrix_views(g, work, x.dtype)
@@ -164,86 +165,119 @@ class Conv2D(Layer):
 
     # ---- forward and backward ------------------------------------------------------------------------
 
+    def _work(self, shard: int, training: bool) -> dict[str, np.ndarray]:
+        """The shard's work arrays: kept between training calls, fresh for each inference call."""
+        if not training:
+            return {}
+        while len(self._kept) <= shard:
+            self._kept.append({})
+        return self._kept[shard]
+
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         if x.ndim != 4 or x.shape[3] != self.in_channels:
             raise ValueError(f"expected (N, H, W, {self.in_channels}) input, got {x.shape}")
-        work = self._kept if training else {}  # local: concurrent inference calls must not share it
-        self._x, self._work = x, work
+        self._x, self._training = x, training
         g, f = self._geometry(x), self.filters
-        weights, bias = self.params["W"].reshape(-1, f), self.params["b"]
         out = np.empty((g.n, g.oh, g.ow, f), x.dtype)
+        shards().map(lambda k, lo, hi: self._forward_shard(x, out, g, self._work(k, training), lo, hi), g.n)
+        self._out = out  # for backward, which also follows inference (engine/explain.py)
+        return out
+
+    def _forward_shard(
+        self, x: np.ndarray, out: np.ndarray, g: Geometry, work: dict[str, np.ndarray], start: int, stop: int
+    ) -> None:
+        """Images start:stop of out, block by block."""
+        f = self.filters
+        weights, bias = self.params["W"].reshape(-1, f), self.params["b"]
         window_matrix = self._window_matrix(x, g, work)
         planar = self._planar(g.c)
         if planar:  # the window matrix's row of ones meets the bias
             weights = np.concatenate([weights, bias[None]])
-        for lo in range(0, g.n, g.block):
-            hi = min(lo + g.block, g.n)
+        for lo in range(start, stop, g.block):
+            hi = min(lo + g.block, stop)
             cols = window_matrix(lo, hi)
             if planar:  # outputs on the whole padded grid; crop them, applying the ReLU on the way
                 grid_out = self._array(work, "grid_out", (g.block * g.hq * g.wq, f), x.dtype)[: cols.shape[1]]
-                np.matmul(cols.T, weights, out=grid_out)
+                np.dot(cols.T, weights, out=grid_out)
                 crop = grid_out.reshape(-1, g.hq, g.wq, f)[:, : g.oh, : g.ow]
                 if self.relu:
                     np.maximum(crop, 0, out=out[lo:hi])
                 else:
                     out[lo:hi] = crop
             else:
-                np.matmul(cols, weights, out=out[lo:hi].reshape(-1, f))
+                np.dot(cols, weights, out=out[lo:hi].reshape(-1, f))
         if not planar:
-            out += bias
+            mine = out[start:stop]
+            mine += bias
             if self.relu:  # in place: out is this call's own array
-                np.maximum(out, 0, out=out)
-        self._out = out  # for backward, which also follows inference (engine/explain.py)
-        return out
+                np.maximum(mine, 0, out=mine)
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         assert self._x is not None, "backward before forward"
-        x, work, f, k = self._x, self._work, self.filters, self.kernel
+        x, f = self._x, self.filters
         g = self._geometry(x)
-        planar = self._planar(g.c)
         slope = self.relu and not self.slope_applied_downstream
         out = self._out if slope else None  # the fused ReLU's slope: 1 where its output is positive
         assert out is not None or not slope, "backward before a training forward"
+        dx = np.empty(x.shape, x.dtype) if self.needs_input_grad else np.zeros((g.n, g.h, g.w, 0), x.dtype)
+        training = self._training
+        # each shard's sums over its images: (dW rows, then the bias gradient as a last row)
+        parts = shards().map(
+            lambda k, lo, hi: self._backward_shard(grad_out, out, dx, g, self._work(k, training), lo, hi), g.n
+        )
+        total = parts[0]
+        for part in parts[1:]:  # in shard order: the same rounding on any number of cores
+            total += part
+        self.grads["W"].reshape(-1, f)[...] = total[:-1]
+        self.grads["b"][...] = total[-1]
+        return dx
+
+    def _backward_shard(
+        self,
+        grad_out: np.ndarray,
+        out: np.ndarray | None,
+        dx: np.ndarray,
+        g: Geometry,
+        work: dict[str, np.ndarray],
+        start: int,
+        stop: int,
+    ) -> np.ndarray:
+        """dX of images start:stop, and their (K*K*C + 1, F) sum of dW rows and the bias gradient (a new array)."""
+        x, f, k = self._x, self.filters, self.kernel
+        assert x is not None
+        planar = self._planar(g.c)
+        grad_out = grad_out[start:stop]
         if out is not None and not planar:
-            grad_out = np.multiply(grad_out, out > 0)
-        if not planar:  # on the planar path the bias gradient comes with dW, from the row of ones
-            self.grads["b"][...] = column_sums(grad_out.reshape(-1, f))
-        dw = self.grads["W"].reshape(-1, f)
-        dw[...] = 0
-        if planar:
-            self.grads["b"][...] = 0
-            dw = np.concatenate([dw, self.grads["b"][None]])  # accumulated here, copied back at the end
+            grad_out = np.multiply(grad_out, out[start:stop] > 0)
+        total = np.zeros((k * k * g.c + 1, f), x.dtype)
+        dw = total if planar else total[:-1]  # planar: the bias gradient comes with dW, from the row of ones
+        if not planar:
+            total[-1] = column_sums(grad_out.reshape(-1, f))
         part = self._array(work, "dw_part", dw.shape, x.dtype)
         window_matrix = self._window_matrix(x, g, work)  # recomputed per block: cheaper than keeping it in memory
-        if self._planar(g.c):  # the planar windows cover the whole padded grid: zero gradient outside the crop
+        if planar:  # the planar windows cover the whole padded grid: zero gradient outside the crop
             grad_grid = self._array(work, "grad_grid", (g.block, g.hq, g.wq, f), x.dtype)
-        if not self.needs_input_grad:
-            dx = np.zeros((g.n, g.h, g.w, 0), x.dtype)
-        else:
-            dx = np.empty(x.shape, x.dtype)
+        if self.needs_input_grad:
             if self._col2im():
                 col2im = self._col2im_dx(g, f, work, x.dtype)
             else:
                 dx_window_matrix = self._dx_window_matrix(g, f, work, x.dtype)
                 flipped = self.params["W"][::-1, ::-1].transpose(0, 1, 3, 2).reshape(k * k * f, g.c)  # (K*K*F, C)
-        for lo in range(0, g.n, g.block):
-            hi = min(lo + g.block, g.n)
-            cols, grad = window_matrix(lo, hi), grad_out[lo:hi]
+        for lo in range(start, stop, g.block):
+            hi = min(lo + g.block, stop)
+            cols, grad = window_matrix(lo, hi), grad_out[lo - start : hi - start]
             if planar:
                 if out is not None:
                     np.multiply(grad, out[lo:hi] > 0, out=grad_grid[: hi - lo, : g.oh, : g.ow])
                 else:
                     grad_grid[: hi - lo, : g.oh, : g.ow] = grad
-                np.matmul(cols, grad_grid[: hi - lo].reshape(-1, f), out=part)
+                np.dot(cols, grad_grid[: hi - lo].reshape(-1, f), out=part)
                 grad = grad_grid[: hi - lo, : g.oh, : g.ow]  # with the slope applied, for dX
             else:
-                np.matmul(cols.T, grad.reshape(-1, f), out=part)
+                np.dot(cols.T, grad.reshape(-1, f), out=part)
             dw += part
             if self.needs_input_grad and self._col2im():
                 col2im(grad, dx[lo:hi])
             elif self.needs_input_grad:
-                np.matmul(dx_window_matrix(grad), flipped, out=dx[lo:hi].reshape(-1, g.c))
-        if planar:
-            self.grads["W"].reshape(-1, f)[...] = dw[:-1]
-            self.grads["b"][...] = dw[-1]
-        return dx
+                np.dot(dx_window_matrix(grad), flipped, out=dx[lo:hi].reshape(-1, g.c))
+        return total

@@ -197,7 +197,7 @@ def col2im_dx(
 
     def fill(grad: np.ndarray, dx: np.ndarray) -> np.ndarray:
         b = len(grad)
-        rows = np.matmul(grad.reshape(-1, f), weights_t, out=dcols[: b * g.oh * g.ow])
+        rows = np.dot(grad.reshape(-1, f), weights_t, out=dcols[: b * g.oh * g.ow])
         parts = rows.reshape(b, g.oh, g.ow, k * k, c)
         if gaps:
             dx[...] = 0

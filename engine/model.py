@@ -117,6 +117,12 @@ class Model:
         return last
 
     @property
+    def sharded(self) -> bool:
+        """Whether some layer splits its batches over the engine's shards (engine/parallel.py): then BLAS
+        should run on one thread while this model trains."""
+        return any(isinstance(layer, Conv2D | MaxPool2D | AvgPool2D) for layer in self.layers)
+
+    @property
     def dense_layers(self) -> list[Dense]:
         return [layer for layer in self.layers if isinstance(layer, Dense)]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.layers import Layer
+from engine.parallel import shards
 
 
 def pool_output_size(size: int, pool: int, stride: int | None = None) -> int:
@@ -75,41 +76,58 @@ class MaxPool2D(_Pool2D):
         """Two stages of pairs: the window's top and bottom rows first (runs of W*C contiguous floats), then
         the left and right columns of that half-size result (runs of only C floats, the slow kind, on half
         the data). Each stage keeps which half won (the first on ties, so the window's first maximum in
-        column-major order), and backward routes the gradient with two selects."""
+        column-major order), and backward routes the gradient with two selects. Each half of the batch is a
+        shard of its own (engine/parallel.py)."""
         n, c = x.shape[0], x.shape[3]
         rows = x[:, : 2 * out_h, : 2 * out_w].reshape(n, out_h, 2, 2 * out_w, c)  # a view (splits H only)
-        cols = np.maximum(rows[:, :, 0], rows[:, :, 1])  # (N, OH, 2*OW, C): per column of the window
+        cols = np.empty((n, out_h, 2 * out_w, c), x.dtype)  # per column of the window
         pairs = cols.reshape(n, out_h, out_w, 2 * c)
-        out = np.maximum(pairs[..., :c], pairs[..., c:])
-        self._x, self._out, self._pairs = x, out, None  # after inference, backward takes the general path
-        if training:
-            top = rows[:, :, 0] >= rows[:, :, 1]
-            left = pairs[..., :c] >= pairs[..., c:]
-            self._pairs = (top, left)
+        out = np.empty((n, out_h, out_w, c), x.dtype)
+        top = np.empty(cols.shape, bool) if training else None
+        left = np.empty(out.shape, bool) if training else None
+
+        def shard(_: int, lo: int, hi: int) -> None:
+            upper, lower, pair = rows[lo:hi, :, 0], rows[lo:hi, :, 1], pairs[lo:hi]
+            np.maximum(upper, lower, out=cols[lo:hi])
+            np.maximum(pair[..., :c], pair[..., c:], out=out[lo:hi])
+            if top is not None and left is not None:
+                np.greater_equal(upper, lower, out=top[lo:hi])
+                np.greater_equal(pair[..., :c], pair[..., c:], out=left[lo:hi])
+
+        shards().map(shard, n)
+        self._x, self._out = x, out  # after inference, backward takes the general path
+        self._pairs = (top, left) if top is not None and left is not None else None
         return out
 
     def _backward_2x2(self, grad_out: np.ndarray) -> np.ndarray:
-        assert self._x is not None and self._pairs is not None
-        x, (top, left) = self._x, self._pairs
+        assert self._x is not None and self._pairs is not None and self._out is not None
+        x, out, (top, left), relu = self._x, self._out, self._pairs, self.relu_input
         n, out_h, out_w, c = grad_out.shape
         cols = np.empty((n, out_h, out_w, 2 * c), grad_out.dtype)  # the gradient of each window column's max
-        np.multiply(grad_out, left, out=cols[..., :c])
-        np.subtract(grad_out, cols[..., :c], out=cols[..., c:])
         cols2 = cols.reshape(n, out_h, 2 * out_w, c)
         dx = np.zeros_like(x) if x.shape[1:3] != (2 * out_h, 2 * out_w) else np.empty_like(x)
         rows = dx[:, : 2 * out_h, : 2 * out_w].reshape(n, out_h, 2, 2 * out_w, c)
-        np.multiply(cols2, top, out=rows[:, :, 0])
-        np.subtract(cols2, rows[:, :, 0], out=rows[:, :, 1])
+
+        def shard(_: int, lo: int, hi: int) -> None:
+            grad = np.multiply(grad_out[lo:hi], out[lo:hi] > 0) if relu else grad_out[lo:hi]
+            first, second = cols[lo:hi, ..., :c], cols[lo:hi, ..., c:]
+            np.multiply(grad, left[lo:hi], out=first)
+            np.subtract(grad, first, out=second)
+            upper, lower = rows[lo:hi, :, 0], rows[lo:hi, :, 1]
+            np.multiply(cols2[lo:hi], top[lo:hi], out=upper)
+            np.subtract(cols2[lo:hi], upper, out=lower)
+
+        shards().map(shard, n)
         return dx
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         """The whole gradient goes to the window's maximum; on ties, to the first in column-major order (a window
         of ReLU zeros is common, and splitting or copying the gradient there would be wrong)."""
         assert self._x is not None and self._out is not None, "backward before forward"
-        if self.relu_input:
-            grad_out = np.multiply(grad_out, self._out > 0)
         if self._pairs is not None:
             return self._backward_2x2(grad_out)
+        if self.relu_input:
+            grad_out = np.multiply(grad_out, self._out > 0)
         x, out = self._x, self._out
         dx = np.zeros_like(x)
         unclaimed = np.ones(out.shape, bool)  # windows whose winner is not found yet

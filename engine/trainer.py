@@ -28,6 +28,7 @@ from engine.losses import get_loss
 from engine.metrics import accuracy, confusion_matrix
 from engine.model import Model
 from engine.optimizers import make_optimizer
+from engine.parallel import single_blas
 from engine.schedules import learning_rate
 from engine.steering import Change, Controls, apply_due
 
@@ -183,7 +184,7 @@ class Trainer:
     def run(self) -> RunEnd:
         self._set_state("running")
         # over/invalid/divide are expected from a diverging run and checked after each batch
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"), single_blas(self.model.sharded):
             end = self._epochs()
             if self.config.tick_every > 0:
                 self.on_event(Tick(self.step_count, self.epochs_done, "end"))

@@ -21,6 +21,7 @@ from engine.losses import LOSSES
 from engine.metrics import accuracy, confusion_matrix
 from engine.model import Model, ModelFormatError
 from engine.optimizers import OPTIMIZERS
+from engine.parallel import set_threads
 from engine.schedules import SCHEDULES
 from engine.trainer import BatchProgress, EpochEnd, Event, Trainer
 from server.cli_serve import cmd_serve, cmd_worker
@@ -130,6 +131,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             )
 
     trainer = Trainer(model, config.train_config(), data, on_event=on_event)
+    set_threads(args.threads)  # a convolution's shards (engine/parallel.py); BLAS's threads for dense layers
     with threadpool_limits(limits=args.threads, user_api="blas"):
         end = trainer.run()
     _, predicted = model.evaluate(data.x_test, data.y_test)
@@ -206,8 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads",
         type=int,
         default=1,
-        help="BLAS threads for training (default 1: a batch's products are small, and a second thread that "
-        "waits for a busy core makes each product many times slower)",
+        help="cores for training: BLAS threads for dense layers, shards of the batch for convolution and "
+        "pooling (default 1: a dense batch's products are small, and a second BLAS thread that waits for a busy "
+        "core makes each product many times slower)",
     )
     train.set_defaults(fn=cmd_train)
 

@@ -23,6 +23,7 @@ from threadpoolctl import threadpool_limits
 
 from engine.checkpoint import Checkpoint
 from engine.model import Model
+from engine.parallel import set_threads
 from engine.steering import ChangeError
 from server.cluster import leases
 from server.cluster.bus import CommandListener, Commands, EventPublisher
@@ -281,6 +282,7 @@ def main(settings: Settings, loglevel: str = "INFO") -> None:
     """Run a worker until it is told to stop (Ctrl-C or SIGTERM: its run goes back to the queue)."""
     app, worker = build(settings)
     threadpool_limits(limits=1, user_api="blas")  # one core per worker; start more workers for more cores
+    set_threads(1)  # a convolution's shards too (engine/parallel.py) run in turn on that core
     log.info("worker %s: queue %s, data in %s", worker.identity, settings.queue_name, settings.data_dir)
     app.worker_main(
         [

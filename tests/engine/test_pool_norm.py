@@ -183,7 +183,7 @@ def test_float32_stays_float32_everywhere() -> None:
         for layer in reversed(layers):
             grad = layer.backward(grad)
             arrays = [grad, *layer.params.values(), *layer.grads.values(), *layer.buffers.values()]
-            arrays += list(getattr(layer, "_kept", {}).values())
+            arrays += [a for kept in getattr(layer, "_kept", []) for a in kept.values()]
             assert all(a.dtype == np.float32 for a in arrays), layer.kind
 
 
