@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.activations import Activation
+from engine.activations import Activation, Softmax, row_max
 
 
 def one_hot(labels: np.ndarray, classes: int, dtype: np.dtype | type = np.float32) -> np.ndarray:
@@ -52,9 +52,9 @@ class MeanSquaredError(Loss):
 class SoftmaxCrossEntropy(Loss):
     """Categorical cross-entropy on softmax outputs, from logits: per sample log-sum-exp(z) - z[label].
 
-    The log-sum-exp comes from the softmax the output layer already computed: at the largest logit,
-    a = 1 / sum(exp(z - max)) is at least 1/classes, so lse = max(z) - log(max(a)) is exact and never
-    overflows or takes log(0), however confident and wrong the logits are.
+    The log-sum-exp comes from the softmax the output layer already computed: lse = max(z) + log(s) with
+    s = sum(exp(z - max)) its row sum, at least 1 (the largest logit's term), so it never overflows or takes
+    log(0), however confident and wrong the logits are. (With another output layer: max(z) - log(max(a)).)
 
     ``label_smoothing`` (eps) trains towards (1 - eps) one-hot + eps / classes: the loss becomes
     lse - (1 - eps) z[label] - eps mean(z) and the gradient p - target."""
@@ -66,9 +66,12 @@ class SoftmaxCrossEntropy(Loss):
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
         self.label_smoothing = label_smoothing
 
-    def _sum(self, z: np.ndarray, a: np.ndarray, picked: np.ndarray) -> float:
-        lse = z.max(axis=1)
-        lse -= np.log(a.max(axis=1))
+    def _sum(self, z: np.ndarray, a: np.ndarray, picked: np.ndarray, activation: Activation) -> float:
+        if isinstance(activation, Softmax):  # the row max and sum its forward computed, not a second pass
+            lse = activation.log_sum_exp(z)
+        else:
+            lse = row_max(z)
+            lse -= np.log(row_max(a))
         eps = self.label_smoothing
         total = float(lse.sum()) - (1.0 - eps) * float(np.take(z, picked).sum())
         if eps:
@@ -85,11 +88,11 @@ class SoftmaxCrossEntropy(Loss):
         if self.label_smoothing:
             grad -= self.label_smoothing * scale / k
         grad.ravel()[picked] -= (1.0 - self.label_smoothing) * scale
-        return self._sum(z, a, picked) * scale, grad
+        return self._sum(z, a, picked, activation) * scale, grad
 
     def value(self, z: np.ndarray, a: np.ndarray, labels: np.ndarray, activation: Activation) -> float:
         n, k = z.shape
-        return self._sum(z, a, np.arange(0, n * k, k) + labels) / n
+        return self._sum(z, a, np.arange(0, n * k, k) + labels, activation) / n
 
 
 class SigmoidCrossEntropy(Loss):
