@@ -166,9 +166,12 @@ class Conv2D(Layer):
     # ---- forward and backward ------------------------------------------------------------------------
 
     def _work(self, shard: int, training: bool) -> dict[str, np.ndarray]:
-        """The shard's work arrays: kept between training calls, fresh for each inference call."""
+        """The shard's work arrays: kept between training calls, fresh for each inference call. Shards that run
+        in turn on one thread share one set (half the memory to keep in cache)."""
         if not training:
             return {}
+        if shards().threads == 1:
+            shard = 0
         while len(self._kept) <= shard:
             self._kept.append({})
         return self._kept[shard]

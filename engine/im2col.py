@@ -106,18 +106,20 @@ def window_matrix_views(
                 shape = (len(range(a, k, s)), len(range(b, k, s)), q_max)
                 view = as_strided(lines[a, b], shape, (g.wq * step, step, step), writeable=False)
                 shifts.append(((slice(a, None, s), slice(b, None, s)), view))
-        with_ones = work_array(work, "cols", (k * k + 1, q_max), dtype)
-        if with_ones[-1, 0] != 1:  # a row of ones: the bias and its gradient ride in the matrix products
-            with_ones[-1] = 1
-        planar_rows = with_ones[:-1].reshape(k, k, q_max)
+        # The matrix of a block of q outputs is the first (K*K + 1) * q floats of one buffer, contiguous whatever
+        # the block's size (np.dot copies a strided slice before its product).
+        buffer = work_array(work, "cols", ((k * k + 1) * q_max,), dtype)
 
         def fill_planar(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
             q = (hi - lo) * g.hq * g.wq
+            matrix = buffer[: (k * k + 1) * q].reshape(k * k + 1, q)
             for dest, ys, xs in copies:
                 dest[: hi - lo] = x[lo:hi, ys, xs, 0]
+            planar_rows = matrix[:-1].reshape(k, k, q)
             for (ri, rj), view in shifts:
-                np.copyto(planar_rows[ri, rj, :q], view[:, :, :q])
-            return with_ones[:, :q]
+                np.copyto(planar_rows[ri, rj], view[:, :, :q])
+            matrix[-1] = 1  # a row of ones: the bias and its gradient ride in the matrix products
+            return matrix
 
         return fill_planar
 
