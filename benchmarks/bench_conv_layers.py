@@ -24,11 +24,12 @@ from collections import defaultdict
 from collections.abc import Callable
 
 import numpy as np
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_info
 
 from engine.conv import Conv2D
 from engine.layers import Dense, Flatten, Layer
 from engine.optimizers import Adam
+from engine.parallel import set_threads, shards, single_blas
 from engine.pool import MaxPool2D
 
 Shapes = list[tuple[tuple[int, int], tuple[int, int], bool]]  # (a shape, b shape, a is a transposed view)
@@ -109,9 +110,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--iters", type=int, default=200)
     parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--threads", type=int, default=None, help="BLAS threads (default: the library's own)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads for the engine's shards (engine/parallel.py; BLAS then runs on one), default: up to 2",
+    )
     args = parser.parse_args()
-    with threadpool_limits(args.threads):
+    if args.threads is not None:
+        set_threads(args.threads)
+    print(f"engine shards on {shards().threads} thread(s)")
+    with single_blas():  # as Trainer.run does for a network with convolutions
         bench(args.iters, args.batch)
 
 

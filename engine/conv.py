@@ -10,15 +10,20 @@ floats long (dX of conv 8->16 5x5 on 128 14x14 images: 12-17 ms with col2im, 5-7
 Blocks: the batch is cut into blocks of about BLOCK_BYTES of window matrix, so each matrix is read by the sgemm
 while it is still in the core's cache instead of making a 20-40 MB round trip through memory per batch. On the
 benchmark network (benchmarks/bench_conv_layers.py, 1 BLAS thread, interleaved runs) one whole-batch sgemm per
-product took 36 ms, blocks of 512 KB 21 ms, 768 KB-1 MB 23 ms, 2 MB 24 ms. At 512 KB a block of the second
-layer (dX windows of 5x5 over 16 channels on 14x14) is a single image: each loop step is still a whole image's
-im2col and sgemm, never a loop over pixels or filters. Rebuilding the windows in backward is cheaper than
-keeping them.
+product took 36 ms, blocks of 512 KB 21 ms, 768 KB-1 MB 23 ms, 2 MB 24 ms. Each half of the batch is a shard
+run on its own thread (engine/parallel.py), and with two shards at once 1 MB blocks are best (bench_speed.py's
+CNN: 8.5 s an epoch against 9.9 s at 512 KB; fewer, larger NumPy calls hold the GIL less); on one thread they
+cost the cnn preset a few per cent. The size is fixed, not chosen by thread count, because it sets how dW is
+summed: a run must round the same on any machine. Each loop step is still a block of whole images' im2col and
+sgemm, never a loop over pixels or filters. Rebuilding the windows in backward is cheaper than keeping them.
+The products go through np.dot, which releases the GIL around BLAS for every shape here; np.matmul held it
+for the first layer's dW (26 x 10240 by 10240 x 8), so the two shards' products ran one after the other.
 
 The window geometry and the window-matrix builders (with the single-channel fast path) are in engine/im2col.py.
 
-Work arrays (padded grids, window matrices) are kept between training calls: no allocation, and zero borders
-are written once. Inference uses arrays fresh for each call, so concurrent predictions on one model do not race.
+Work arrays (padded grids, window matrices) are kept between training calls, a set per shard: no allocation,
+and zero borders are written once. Inference uses arrays fresh for each call, so concurrent predictions on one
+model do not race.
 """
 
 from __future__ import annotations
