@@ -5,7 +5,12 @@ copied per process. A cluster executor (workers on other machines) would offer t
 Each run's matrix products use one BLAS thread. They were given cores // running runs, but a second thread
 that waits for a core another process holds makes every product many times slower, and a batch's products
 are small: with the machine's two cores shared (load ~5.7), one epoch of the dense default took 1.0-1.2 s on
-one thread and 9-41 s on two; one epoch of the cnn preset 5.0 s against 56 s."""
+one thread and 9-41 s on two; one epoch of the cnn preset 5.0 s against 56 s.
+
+A network with convolution or pooling still uses two cores: the engine cuts each batch into two shards and
+runs the second on its helper thread (engine/parallel.py). Its waits block instead of spinning, and a shard
+the helper has not started (another run holds it) is run by the run's own thread, so runs sharing the cores
+slow each other down no more than their work does."""
 
 from __future__ import annotations
 
