@@ -60,16 +60,21 @@ def test_a_busy_helper_is_not_waited_for() -> None:
     parallel.set_threads(2)
     pool = parallel.shards()
     release, started = threading.Event(), threading.Event()
+    holder: list[str] = []
 
     def hold(k: int, lo: int, hi: int) -> None:
-        if k == 1:
-            started.set()
-            release.wait(10)
+        if k == 0:  # the other caller stays in its own shard until the helper has started the second one
+            started.wait(5)
+            return
+        holder.append(threading.current_thread().name)
+        started.set()
+        release.wait(10)
 
     other = threading.Thread(target=pool.map, args=(hold, 2))
     other.start()
     try:
-        assert started.wait(5)  # the helper is now inside the other caller's shard
+        assert started.wait(5)
+        assert holder == ["engine-shard-0"]  # the helper is now inside the other caller's shard
         names = pool.map(lambda k, lo, hi: threading.current_thread().name, 2)
         assert names == [threading.current_thread().name] * 2
     finally:
