@@ -27,6 +27,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Generic, TypeVar
 
+import numpy as np
+
 SHARDS = 2  # a batch is cut into this many shards, whatever the number of cores (see above)
 
 T = TypeVar("T")
@@ -97,7 +99,13 @@ class Shards:
         if len(parts) == 1 or self.threads == 1:
             return [fn(k, lo, hi) for k, (lo, hi) in enumerate(parts)]
         self._start_helpers()
-        tasks = [_Task(fn, k, lo, hi) for k, (lo, hi) in enumerate(parts) if k > 0]
+        errors = np.geterr()  # np.errstate is per thread: a helper's shard runs under the caller's
+
+        def under_callers_errstate(k: int, lo: int, hi: int) -> T:
+            with np.errstate(**errors):
+                return fn(k, lo, hi)
+
+        tasks = [_Task(under_callers_errstate, k, lo, hi) for k, (lo, hi) in enumerate(parts) if k > 0]
         for task in tasks:
             self._queue.put(task)  # type: ignore[arg-type]
         results: list[T] = []

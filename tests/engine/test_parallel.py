@@ -4,6 +4,8 @@ a network trained the same bit for bit on one thread or two."""
 from __future__ import annotations
 
 import threading
+import time
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
@@ -80,6 +82,27 @@ def test_a_busy_helper_is_not_waited_for() -> None:
     finally:
         release.set()
         other.join(5)
+
+
+@pytest.mark.usefixtures("threads")
+def test_the_helpers_shard_runs_under_the_callers_errstate() -> None:
+    """np.errstate is per thread: a diverging run's overflows, ignored by the trainer, must not become warnings
+    (or errors) on the helper thread, and an error state asked for must hold there too."""
+    parallel.set_threads(2)
+    big = np.array([3e38], np.float32)
+    threads_seen = []
+
+    def overflow(k: int, lo: int, hi: int) -> None:
+        threads_seen.append(threading.current_thread().name)
+        time.sleep(0.05)  # long enough for the helper to take the second shard
+        big * np.float32(10)
+
+    with np.errstate(over="raise"), pytest.raises(FloatingPointError):
+        parallel.shards().map(overflow, 2)
+    with np.errstate(over="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        parallel.shards().map(overflow, 2)
+    assert "engine-shard-0" in threads_seen
 
 
 @pytest.mark.usefixtures("threads")
