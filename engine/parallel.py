@@ -138,8 +138,9 @@ def set_threads(threads: int) -> None:
     global _shards
     if threads < 1:
         raise ValueError(f"threads must be at least 1, got {threads}")
-    if threads != _shards.threads:
-        _shards = Shards(min(threads, SHARDS))
+    threads = min(threads, SHARDS)  # more threads than shards would have nothing to do
+    if threads != _shards.threads:  # a new pool only on a change: each has its helper threads
+        _shards = Shards(threads)
 
 
 @contextmanager

@@ -106,6 +106,14 @@ def test_the_helpers_shard_runs_under_the_callers_errstate() -> None:
 
 
 @pytest.mark.usefixtures("threads")
+def test_more_threads_than_shards_keep_one_pool() -> None:
+    parallel.set_threads(8)
+    pool = parallel.shards()
+    parallel.set_threads(8)
+    assert parallel.shards() is pool and pool.threads == parallel.SHARDS
+
+
+@pytest.mark.usefixtures("threads")
 def test_set_threads_refuses_zero() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         parallel.set_threads(0)
